@@ -3,3 +3,6 @@
 //! Each module owns one part of the data flow in DESIGN.md:
 //! `informer` -> `cache` -> `queue` -> `worker` -> `sandbox`, with `hostcalls` serving the
 //! guest's imports and `ops` running the process (config, CLI, metrics, health, leadership).
+
+pub mod queue;
+pub mod sandbox;

@@ -1,0 +1,1 @@
+//! The per-plugin work queue (see issue 4).

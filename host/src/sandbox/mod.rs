@@ -1,0 +1,1 @@
+//! The Wasm sandbox (see issue 2).

@@ -1,0 +1,1 @@
+//! The example plugins as built components (build.rs builds them).
