@@ -82,12 +82,13 @@ pub fn apply_if_changed<K: Serialize + DeserializeOwned>(object: &K) -> Result<A
         ));
     };
     let current = raw::get(&target.kind, &target.key)?;
-    if let Some(current) = &current {
-        let current: serde_json::Value =
-            decode(current, &target.kind, &|| format!("get {target}"))?;
-        if json::contains(&current, &desired) {
-            let object = serde_json::from_value(current)
-                .map_err(|e| Error::decode(format!("{target} from get {target}"), e))?;
+    if let Some(text) = &current {
+        let value: serde_json::Value = decode(text, &target.kind, &|| format!("get {target}"))?;
+        if json::contains(&value, &desired) {
+            // Decoded from the text again rather than from `value`: `K` then has one
+            // deserializer instantiation (from a string) instead of two, which keeps
+            // components smaller (see docs/benchmarks/guest-sizes.md).
+            let object = decode(text, &target.kind, &|| format!("get {target}"))?;
             return Ok(Applied::Unchanged(object));
         }
     }

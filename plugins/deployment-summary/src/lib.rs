@@ -11,16 +11,15 @@
 
 mod selector;
 mod summary;
+mod views;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use trellis_guest::k8s_openapi::api::apps::v1::Deployment;
-use trellis_guest::k8s_openapi::api::core::v1::Pod;
-use trellis_guest::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Value, json};
 use trellis_guest::{Action, Error, Reconciler, Request, index};
 
 pub use summary::Summary;
+pub use views::{DeploymentView, PodView};
 
 /// The annotation the summary is written to.
 pub const ANNOTATION: &str = "trellis.dev/pod-summary";
@@ -34,7 +33,7 @@ pub struct DeploymentSummary;
 
 impl Reconciler for DeploymentSummary {
     fn reconcile(request: Request) -> Result<Action, Error> {
-        let Some(deployment) = request.object::<Deployment>()? else {
+        let Some(deployment) = request.object::<DeploymentView>()? else {
             return Ok(Action::done()); // deleted: the annotation went with it
         };
         let namespace = request
@@ -46,7 +45,7 @@ impl Reconciler for DeploymentSummary {
             .ok_or_else(|| Error::permanent("spec is missing"))?
             .selector;
 
-        let candidates: Vec<Pod> = match selector::index_value(selector) {
+        let candidates: Vec<PodView> = match selector::index_value(selector) {
             Some(label) => trellis_guest::lookup(index::LABEL, &label)?,
             None => trellis_guest::lookup(index::NAMESPACE, namespace)?,
         };
@@ -81,17 +80,12 @@ impl Reconciler for DeploymentSummary {
 
 /// The partial Deployment to apply: identity and the one annotation, nothing else (no spec:
 /// applying a spec would take ownership of fields the user's manifests own).
-fn annotation_patch(namespace: &str, name: &str, value: &str) -> Deployment {
-    Deployment {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            annotations: Some(BTreeMap::from([(ANNOTATION.to_owned(), value.to_owned())])),
-            ..ObjectMeta::default()
-        },
-        spec: None,
-        status: None,
-    }
+fn annotation_patch(namespace: &str, name: &str, value: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"namespace": namespace, "name": name, "annotations": {ANNOTATION: value}},
+    })
 }
 
 trellis_guest::export_plugin!(DeploymentSummary);

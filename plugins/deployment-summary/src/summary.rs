@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use trellis_guest::k8s_openapi::api::core::v1::Pod;
+
+use crate::views::PodView;
 
 /// The Pods of one Deployment at a glance. Serialized as compact JSON into the annotation, with
 /// a fixed field order and sorted phases, so equal summaries are equal strings.
@@ -21,7 +22,7 @@ pub struct Summary {
     pub terminating: u32,
 }
 
-fn is_ready(pod: &Pod) -> bool {
+fn is_ready(pod: &PodView) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -32,7 +33,7 @@ fn is_ready(pod: &Pod) -> bool {
         })
 }
 
-fn restarts(pod: &Pod) -> u32 {
+fn restarts(pod: &PodView) -> u32 {
     let Some(status) = pod.status.as_ref() else {
         return 0;
     };
@@ -45,7 +46,7 @@ fn restarts(pod: &Pod) -> u32 {
 }
 
 impl Summary {
-    pub fn of<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Summary {
+    pub fn of<'a>(pods: impl IntoIterator<Item = &'a PodView>) -> Summary {
         let mut summary = Summary::default();
         for pod in pods {
             summary.total += 1;
@@ -77,7 +78,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(value: serde_json::Value) -> Pod {
+    fn pod(value: serde_json::Value) -> PodView {
         serde_json::from_value(value).unwrap()
     }
 

@@ -123,7 +123,7 @@ fn a_deployment_without_spec_is_a_permanent_error() {
 fn an_undecodable_deployment_names_itself() {
     let h = harness();
     h.seed(&json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"namespace": "shop", "name": "odd"},
-        "spec": {"replicas": "three"}}))
+        "spec": {"selector": "app=web"}}))
         .unwrap();
     let err = reconcile(&h, "odd").unwrap_err();
     assert!(
