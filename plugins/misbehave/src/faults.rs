@@ -43,12 +43,16 @@ pub fn allocate(params: &Params) -> Result<Action, Error> {
 
 #[inline(never)]
 fn descend(depth: u64, limit: u64) -> u64 {
-    PROGRESS.fetch_max(depth, Ordering::Relaxed);
     if depth >= limit {
         return depth;
     }
-    // Not a tail call: the result is combined after the call returns.
-    descend(depth + 1, limit) ^ depth.rotate_left(7)
+    let below = descend(depth + 1, limit);
+    // Work after the call keeps it out of tail position, and in a form LLVM cannot turn into
+    // a loop: an atomic update (which may not move across the call) and a combination of the
+    // callee's result that is not a single associative operation (an XOR alone was rewritten
+    // as an accumulator loop, which ran out of fuel instead of overflowing the stack).
+    PROGRESS.fetch_add(1, Ordering::Relaxed);
+    below.wrapping_mul(31).wrapping_add(depth)
 }
 
 /// `recursion`: recurses without bound (a wasm stack overflow), or `depth` frames deep and
