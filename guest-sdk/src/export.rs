@@ -17,7 +17,7 @@ pub fn reconcile<R: Reconciler>(request: wit::ReconcileRequest) -> wit::Action {
             namespace: request.key.namespace,
             name: request.key.name,
         },
-        object: request.object,
+        object_json: request.object,
     };
     match R::reconcile(request) {
         Ok(Action::Done) => wit::Action::Done,

@@ -12,91 +12,15 @@
 //!   the default `k8s` feature, re-exported as [`k8s_openapi`]) and their `*_as` variants for
 //!   CRDs and raw `serde_json::Value`.
 //! - Writes through the host: [`apply`] (server-side apply, forced by default — see
-//!   [`writes`](crate::apply_with) for why), [`apply_if_changed`] (the idempotent form),
+//!   [`apply_with`] for why), [`apply_if_changed`] (the idempotent form),
 //!   [`patch_status`], [`create`], [`delete`]; [`event`]; log macros [`info!`] and friends.
 //! - [`raw`]: the same imports at the JSON-text level.
 //! - [`testing`] (native target only): the same API backed by a fake cache seeded from YAML and
 //!   a recorder of writes, events and logs, so plugins are unit-tested with `cargo test`.
 //!
-//! # A plugin and its test
-//!
-//! ```
-//! use std::time::Duration;
-//! use trellis_guest::k8s_openapi::api::apps::v1::Deployment;
-//! use trellis_guest::k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-//! use trellis_guest::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-//! use trellis_guest::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-//! use trellis_guest::{Action, Applied, Error, EventType, Reconciler, Request};
-//!
-//! /// Gives every Deployment with more than one replica a PodDisruptionBudget.
-//! pub struct DisruptionBudgets;
-//!
-//! impl Reconciler for DisruptionBudgets {
-//!     fn reconcile(request: Request) -> Result<Action, Error> {
-//!         let Some(deployment) = request.object::<Deployment>()? else {
-//!             return Ok(Action::done()); // deleted
-//!         };
-//!         let spec = deployment.spec.as_ref().ok_or_else(|| Error::permanent("no spec"))?;
-//!         if spec.replicas.unwrap_or(1) < 2 {
-//!             return Ok(Action::done());
-//!         }
-//!         let pdb = PodDisruptionBudget {
-//!             metadata: ObjectMeta {
-//!                 name: Some(request.name().to_owned()),
-//!                 namespace: request.namespace().map(str::to_owned),
-//!                 ..Default::default()
-//!             },
-//!             spec: Some(PodDisruptionBudgetSpec {
-//!                 min_available: Some(IntOrString::Int(1)),
-//!                 selector: Some(spec.selector.clone()),
-//!                 ..Default::default()
-//!             }),
-//!             ..Default::default()
-//!         };
-//!         if let Applied::Created(_) = trellis_guest::apply_if_changed(&pdb)? {
-//!             trellis_guest::info!(replicas = spec.replicas.unwrap_or(1), "created a budget");
-//!             trellis_guest::event(&request.object_ref(), EventType::Normal, "BudgetCreated",
-//!                 "created PodDisruptionBudget with minAvailable 1");
-//!         }
-//!         Ok(Action::done())
-//!     }
-//! }
-//!
-//! trellis_guest::export_plugin!(DisruptionBudgets);
-//!
-//! // In the plugin's tests (native target): seed a fake cache, reconcile, inspect the writes.
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use trellis_guest::testing::{Harness, Write};
-//! use trellis_guest::Gvk;
-//!
-//! let harness = Harness::new();
-//! harness.seed_yaml(r#"
-//! apiVersion: apps/v1
-//! kind: Deployment
-//! metadata: {name: web, namespace: shop}
-//! spec:
-//!   replicas: 3
-//!   selector: {matchLabels: {app: web}}
-//!   template: {metadata: {labels: {app: web}}}
-//! "#)?;
-//! let deployment = Gvk::of::<Deployment>();
-//!
-//! let action = harness.reconcile::<DisruptionBudgets>(&deployment, "shop", "web")?;
-//! assert_eq!(action, Action::done());
-//! let writes = harness.writes();
-//! assert!(matches!(&writes[..], [Write::Apply { object, force: true }]
-//!     if object["kind"] == "PodDisruptionBudget" && object["spec"]["minAvailable"] == 1));
-//! assert_eq!(harness.events()[0].reason, "BudgetCreated");
-//! assert_eq!(harness.logs()[0].fields, [("replicas".to_owned(), "3".to_owned())]);
-//!
-//! // The write landed in the fake cache: reconciling again changes nothing.
-//! harness.clear_records();
-//! harness.reconcile::<DisruptionBudgets>(&deployment, "shop", "web")?;
-//! assert!(harness.writes().is_empty());
-//! assert!(harness.events().is_empty());
-//! # Ok(())
-//! # }
-//! ```
+// The example needs k8s-openapi types, so it is part of the docs (and doc-tested) only with the
+// `k8s` feature.
+#![cfg_attr(feature = "k8s", doc = include_str!("example.md"))]
 //!
 //! # Building
 //!

@@ -160,8 +160,8 @@ impl fmt::Display for ObjectRef {
 pub struct Request {
     pub kind: Gvk,
     pub key: ObjectKey,
-    /// The object's JSON, exactly as the host passed it.
-    pub object: Option<String>,
+    /// The object's JSON, exactly as the host passed it; [`Request::object`] decodes it.
+    pub object_json: Option<String>,
 }
 
 impl Request {
@@ -181,7 +181,7 @@ impl Request {
     /// The object decoded as `K` (a k8s-openapi type, a CRD struct or `serde_json::Value`);
     /// `None` when it is gone. A decode failure names the object and is not retryable.
     pub fn object<K: DeserializeOwned>(&self) -> Result<Option<K>, Error> {
-        self.object
+        self.object_json
             .as_deref()
             .map(|json| {
                 serde_json::from_str(json)
@@ -288,12 +288,12 @@ mod tests {
         let mut request = Request {
             kind: Gvk::new("", "v1", "ConfigMap"),
             key: ObjectKey::new("default", "cm"),
-            object: Some(r#"{"data": {"a": "b"}}"#.into()),
+            object_json: Some(r#"{"data": {"a": "b"}}"#.into()),
         };
         let value: serde_json::Value = request.object().unwrap().unwrap();
         assert_eq!(value["data"]["a"], "b");
 
-        request.object = Some("{not json".into());
+        request.object_json = Some("{not json".into());
         let err = request.object::<serde_json::Value>().unwrap_err();
         assert!(
             err.to_string()
@@ -301,7 +301,7 @@ mod tests {
             "{err}"
         );
 
-        request.object = None;
+        request.object_json = None;
         assert_eq!(request.object::<serde_json::Value>().unwrap(), None);
     }
 

@@ -249,7 +249,7 @@ impl Harness {
         name: &str,
     ) -> Result<Action, Error> {
         let key = ObjectKey::new(namespace, name);
-        let object = self
+        let object_json = self
             .state
             .borrow()
             .cache
@@ -258,7 +258,7 @@ impl Harness {
         let request = Request {
             kind: kind.clone(),
             key,
-            object,
+            object_json,
         };
         self.run(|| R::reconcile(request))
     }

@@ -288,3 +288,43 @@ fn the_harness_is_unbound_after_a_panicking_plugin() {
             .is_some()
     );
 }
+
+#[test]
+fn writes_of_unusable_objects_fail_before_reaching_the_host() {
+    let h = harness();
+    h.run(|| {
+        // Not encodable as JSON (map keys must be strings): an encode error, nothing sent.
+        let mut odd = std::collections::BTreeMap::new();
+        odd.insert((1u8, 2u8), "x".to_owned());
+        let err = crate::apply(&odd).unwrap_err();
+        assert!(err.to_string().starts_with("cannot encode the object to apply: "), "{err}");
+        assert!(!err.is_retryable());
+
+        // No identity: apply_if_changed cannot look it up, and says so.
+        let err = crate::apply_if_changed(&json!({"kind": "ConfigMap", "metadata": {"name": "x"}})).unwrap_err();
+        assert_eq!(err.to_string(), "apply_if_changed: the object has no apiVersion, kind or metadata.name");
+
+        // The host (here: the fake) rejects what it cannot identify, naming the object as
+        // far as it can.
+        let err = crate::apply(&json!({"apiVersion": "v1", "metadata": {"name": "x"}})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "apply an object without apiVersion, kind or metadata.name: invalid: apply: missing kind"
+        );
+        let err = crate::raw::create("{oops").unwrap_err();
+        assert!(err.to_string().starts_with("create an object that is not valid JSON: invalid: "), "{err}");
+    });
+    assert!(h.writes().is_empty());
+    assert_eq!(h.objects(&cm()).len(), 2);
+}
+
+#[cfg(feature = "k8s")]
+#[test]
+fn typed_objects_name_themselves() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let h = harness();
+    let one: ConfigMap = h.get("a", "one").unwrap();
+    assert_eq!(ObjectRef::of(&one).to_string(), "v1 ConfigMap a/one");
+    let typed: Vec<ConfigMap> = h.run(|| crate::list::<ConfigMap>("b", None)).unwrap();
+    assert_eq!(typed[0].metadata.name.as_deref(), Some("two"));
+}
