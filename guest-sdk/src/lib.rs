@@ -11,8 +11,8 @@
 //! - Reads from the host's cache: [`get`], [`list`], [`lookup`] (typed through k8s-openapi with
 //!   the default `k8s` feature, re-exported as [`k8s_openapi`]) and their `*_as` variants for
 //!   CRDs and raw `serde_json::Value`.
-//! - Writes through the host: [`apply`] (server-side apply, forced by default — see
-//!   [`apply_with`] for why), [`apply_if_changed`] (the idempotent form),
+//! - Writes through the host: [`apply`] (server-side apply, forced by default — its docs say
+//!   why), [`apply_if_changed`] (the idempotent form),
 //!   [`patch_status`], [`create`], [`delete`]; [`event`]; log macros [`info!`] and friends.
 //! - [`raw`]: the same imports at the JSON-text level.
 //! - [`testing`] (native target only): the same API backed by a fake cache seeded from YAML and

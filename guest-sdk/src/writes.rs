@@ -26,9 +26,16 @@ fn written_kind(value: &serde_json::Value) -> Gvk {
         .unwrap_or_else(|| Gvk::new("", "", "object"))
 }
 
-/// Server-side apply with force (see the module docs). `object` is the desired partial object
-/// with apiVersion, kind, metadata.name and, for namespaced kinds, metadata.namespace. Returns
-/// the object as the server returned it.
+/// Server-side apply with force. `object` is the desired partial object with apiVersion,
+/// kind, metadata.name and, for namespaced kinds, metadata.namespace. Returns the object as
+/// the server returned it.
+///
+/// Server-side apply states the fields the plugin is responsible for and nothing else, so it
+/// never overwrites what other controllers or users set, and repeating it is harmless. It
+/// forces ownership of conflicting fields, as controllers normally should: a field the plugin
+/// is responsible for must not stay stuck because someone `kubectl edit`ed it. Use
+/// [`apply_with`] and `force: false` to get a `conflict` error instead, and
+/// [`apply_if_changed`] to skip writes the cache shows are not needed.
 pub fn apply<K: Serialize + DeserializeOwned>(object: &K) -> Result<K, Error> {
     apply_with(object, true)
 }
