@@ -275,7 +275,211 @@ fn emit_log(ctx: &CallContext, record: &LogRecord<'_>) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use futures::executor::block_on;
+
     use super::*;
+    use crate::sandbox::config::Budgets;
+    use crate::sandbox::host::async_trait;
+
+    /// A log line as the host saw it: message, fields, truncated.
+    type Logged = (String, Vec<(String, String)>, bool);
+
+    /// Answers every read with `answer` and records what reached it.
+    #[derive(Default)]
+    struct Recorder {
+        answer: Vec<String>,
+        reached: Mutex<Vec<&'static str>>,
+        logs: Mutex<Vec<Logged>>,
+    }
+
+    fn not_found() -> HostError {
+        HostError::new(ErrorCode::NotFound, "x".repeat(10))
+    }
+
+    #[async_trait]
+    impl PluginHost for Recorder {
+        async fn get(&self, _: &Gvk, _: &ObjectKey) -> Result<Option<String>, HostError> {
+            self.reached.lock().unwrap().push("get");
+            Err(not_found())
+        }
+        async fn list(
+            &self,
+            _: &Gvk,
+            _: Option<&str>,
+            _: Option<&str>,
+            _: u64,
+        ) -> Result<Vec<String>, HostError> {
+            self.reached.lock().unwrap().push("list");
+            Ok(self.answer.clone())
+        }
+        async fn lookup(
+            &self,
+            _: &Gvk,
+            _: &str,
+            _: &str,
+            _: u64,
+        ) -> Result<Vec<String>, HostError> {
+            unreachable!()
+        }
+        async fn apply(&self, _: &str, _: bool) -> Result<String, HostError> {
+            self.reached.lock().unwrap().push("apply");
+            Ok("y".repeat(100))
+        }
+        async fn patch_status(&self, _: &Gvk, _: &ObjectKey, _: &str) -> Result<String, HostError> {
+            unreachable!()
+        }
+        async fn create(&self, _: &str) -> Result<String, HostError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &Gvk, _: &ObjectKey) -> Result<(), HostError> {
+            unreachable!()
+        }
+        async fn emit_event(
+            &self,
+            _: &Gvk,
+            _: &ObjectKey,
+            _: EventType,
+            _: &str,
+            _: &str,
+        ) -> Result<(), HostError> {
+            self.reached.lock().unwrap().push("event");
+            Ok(())
+        }
+        fn log(&self, record: &LogRecord<'_>) {
+            self.logs.lock().unwrap().push((
+                record.message.to_string(),
+                record.fields.to_vec(),
+                record.truncated,
+            ));
+        }
+    }
+
+    fn imports(host: &Arc<Recorder>, f: impl FnOnce(&mut Budgets)) -> GuestImports {
+        let mut budgets = Budgets::default();
+        f(&mut budgets);
+        let gvk = Gvk {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+        };
+        let context = CallContext {
+            plugin: "p".into(),
+            kind: gvk,
+            key: ObjectKey {
+                namespace: None,
+                name: "n".into(),
+            },
+        };
+        GuestImports::new(context, Meter::new(&budgets), host.clone())
+    }
+
+    fn gvk() -> Gvk {
+        Gvk {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+        }
+    }
+
+    fn key() -> ObjectKey {
+        ObjectKey {
+            namespace: None,
+            name: "n".into(),
+        }
+    }
+
+    #[test]
+    fn refused_calls_never_reach_the_host_and_error_messages_are_charged() {
+        let host = Arc::new(Recorder::default());
+        let mut imports = imports(&host, |b| b.host_calls = 2);
+        for _ in 0..2 {
+            let err = block_on(cache::Host::get(&mut imports, gvk(), key())).unwrap_err();
+            assert_eq!(err.code, ErrorCode::NotFound);
+        }
+        let err = block_on(cache::Host::get(&mut imports, gvk(), key())).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BudgetExceeded);
+        assert!(err.message.contains("2 calls"), "{}", err.message);
+        assert_eq!(*host.reached.lock().unwrap(), ["get", "get"]);
+        assert_eq!(imports.meter().usage().returned_bytes, 20);
+    }
+
+    #[test]
+    fn a_list_that_does_not_fit_is_withheld_and_not_built_again() {
+        let host = Arc::new(Recorder {
+            answer: vec!["z".repeat(60); 2],
+            ..Recorder::default()
+        });
+        let mut imports = imports(&host, |b| b.returned_bytes = 100);
+        let err = block_on(cache::Host::list(&mut imports, gvk(), None, None)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BudgetExceeded);
+        assert!(err.message.contains("136 bytes"), "{}", err.message);
+        let err = block_on(cache::Host::list(&mut imports, gvk(), None, None)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BudgetExceeded);
+        assert_eq!(*host.reached.lock().unwrap(), ["list"]);
+        // A write is still admitted and its answer handed back whole.
+        let answer = block_on(writes::Host::apply(&mut imports, "{}".into(), true)).unwrap();
+        assert_eq!(answer.len(), 100);
+    }
+
+    #[test]
+    fn writes_and_events_share_the_write_budget() {
+        let host = Arc::new(Recorder::default());
+        let mut imports = imports(&host, |b| b.writes = 2);
+        block_on(writes::Host::apply(&mut imports, "{}".into(), true)).unwrap();
+        let event = |imports: &mut GuestImports| {
+            block_on(events::Host::emit(
+                imports,
+                gvk(),
+                key(),
+                EventType::Normal,
+                "Reason".into(),
+                "é".repeat(2000),
+            ))
+        };
+        event(&mut imports).unwrap();
+        assert_eq!(
+            event(&mut imports).unwrap_err().code,
+            ErrorCode::BudgetExceeded
+        );
+        assert_eq!(*host.reached.lock().unwrap(), ["apply", "event"]);
+    }
+
+    #[test]
+    fn a_truncated_log_line_keeps_the_fields_that_fit() {
+        let host = Arc::new(Recorder::default());
+        let mut imports = imports(&host, |b| {
+            b.log_bytes = crate::sandbox::budget::LOG_LINE_OVERHEAD + 10
+        });
+        let fields = vec![
+            ("k".to_string(), "v".to_string()),
+            ("long".to_string(), "xxxxxxx".to_string()),
+        ];
+        block_on(log::Host::log(
+            &mut imports,
+            Level::Info,
+            "hello".into(),
+            fields.clone(),
+        ));
+        block_on(log::Host::log(
+            &mut imports,
+            Level::Info,
+            "dropped".into(),
+            fields,
+        ));
+        let logs = host.logs.lock().unwrap().clone();
+        assert_eq!(
+            logs,
+            [(
+                "hello".to_string(),
+                vec![("k".to_string(), "v".to_string())],
+                true
+            )]
+        );
+        let usage = imports.meter().usage();
+        assert_eq!((usage.log_lines_truncated, usage.log_lines_dropped), (1, 1));
+    }
 
     #[test]
     fn truncation_respects_char_boundaries() {
