@@ -264,9 +264,16 @@ fn main() {
         ..pod.clone()
     };
     let cases = [("5KB-pod", &pod), ("no-object", &deleted)];
-    for (_, request) in cases {
-        // The call must be what we think it is.
-        assert_eq!(setup.fresh(request), Outcome::Ok(Action::Done));
+    for (name, request) in cases {
+        // The call must be what we think it is; its fuel is the guest's instruction count.
+        let report = setup
+            .runtime
+            .block_on(setup.plugin.reconcile(setup.host.clone(), request));
+        assert_eq!(report.outcome, Outcome::Ok(Action::Done));
+        println!(
+            "{name}: fuel used per call (instantiation included): {}",
+            report.fuel_used
+        );
     }
 
     let mut criterion = Criterion::default().configure_from_args();

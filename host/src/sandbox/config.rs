@@ -68,6 +68,11 @@ pub struct EngineConfig {
     /// Native stack of the fiber a guest call runs on; must exceed `max_wasm_stack_bytes` by
     /// enough for the host functions the guest calls. Default 2 MiB.
     pub async_stack_bytes: u64,
+    /// Bytes of each linear memory kept resident when a pool slot is freed and reset in place
+    /// (only the pages the guest dirtied, found with Linux's PAGEMAP_SCAN where available)
+    /// instead of being returned to the kernel; the next call then takes no page faults on
+    /// them. Costs up to this much resident memory per pool slot. Default 2 MiB.
+    pub memory_keep_resident_bytes: u64,
     /// How often the epoch ticker advances the engine's epoch, in milliseconds. A running guest
     /// yields to the async runtime once per tick and its deadline is checked then, so this is
     /// both the longest a guest holds a runtime thread and the deadline's resolution.
@@ -91,6 +96,7 @@ impl Default for EngineConfig {
             max_table_elements: 20_000,
             max_wasm_stack_bytes: 512 * KIB,
             async_stack_bytes: 2 * MIB,
+            memory_keep_resident_bytes: 2 * MIB,
             epoch_tick_ms: 5,
             cache_dir: None,
         }
