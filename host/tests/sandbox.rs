@@ -172,9 +172,6 @@ async fn memory_under_the_cap_is_granted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "misbehave's `recursion` mode is compiled into a loop (LLVM eliminates the \
-            xor-accumulator recursion), so it runs out of fuel instead of overflowing; \
-            re-enable once the plugin recurses for real"]
 async fn unbounded_recursion_is_a_stack_overflow() {
     let host = Arc::new(FakeHost::new());
     let report = call(
