@@ -189,7 +189,8 @@ impl CallSetup<'_> {
     }
 }
 
-/// See [`CallSetup::reused`].
+/// An instance kept across calls, for benchmarks only (it breaks invariant 3); from
+/// `Plugin::reused_instance_for_benchmarks`.
 pub struct ReusedInstance {
     store: Store<CallState>,
     instance: super::bindings::Plugin,

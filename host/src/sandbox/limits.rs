@@ -46,6 +46,7 @@ impl MemoryCap {
     }
 
     /// Bytes of linear memory held now, across memories.
+    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.held
     }

@@ -14,24 +14,25 @@
 //!   test double) only through the budget [`Meter`](budget::Meter), so every implementation is
 //!   charged the same way.
 //!
-//! Module map: [`config`] (settings), [`engine`] (the wasmtime config), [`ticker`] (epochs),
-//! [`artifacts`] (compiled-component cache), [`loader`] (file -> checked `InstancePre`),
-//! [`call`] (one call), [`imports`] + [`budget`] (the guest's imports), [`limits`] (memory
-//! cap), [`stdio`] (captured output), [`outcome`] (classification), [`host`] (the trait).
+//! Module map: `config` (settings), `engine` (the wasmtime config), `ticker` (epochs),
+//! `artifacts` (compiled-component cache), `loader` (file -> checked `InstancePre`), `call`
+//! (one call), `imports` + `budget` (the guest's imports), `limits` (memory cap), `stdio`
+//! (captured output), `outcome` (classification), `host` (the trait). Only the types a caller
+//! needs are public; see docs/sandbox.md.
 
-pub mod artifacts;
+mod artifacts;
 mod bindings;
 pub mod budget;
-pub mod call;
+mod call;
 pub mod config;
-pub mod engine;
+mod engine;
 pub mod host;
-pub mod imports;
-pub mod limits;
-pub mod loader;
+mod imports;
+mod limits;
+mod loader;
 pub mod outcome;
-pub mod stdio;
-pub mod ticker;
+mod stdio;
+mod ticker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
