@@ -450,3 +450,74 @@ async fn the_request_reaches_the_guest_intact() {
         "data.after-ms: \"soon\" is not a non-negative integer"
     );
 }
+
+/// A tracing writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn guest_output_and_logs_reach_tracing_with_the_plugin_and_key() {
+    let out = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer({
+            let out = out.clone();
+            move || out.clone()
+        })
+        .finish();
+    // The call runs on this thread (current-thread runtime), under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let plugin = misbehave_with(|b| b.stdio_bytes = 100);
+    let host = Arc::new(FakeHost::new());
+    let request = mode_request(
+        &host,
+        "huge-log",
+        json!({"bytes": "60", "line-bytes": "30", "to": "stdout,stderr,log"}),
+    );
+    let report = call(&plugin, &host, &request).await;
+    assert_eq!(report.outcome, Outcome::Ok(Action::Done), "{report:?}");
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let line = "x".repeat(30);
+    let stdout: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("stream=\"stdout\"") && l.contains(&line))
+        .collect();
+    assert_eq!(stdout.len(), 2, "{text}");
+    assert!(
+        stdout.iter().all(|l| l.contains("plugin=\"misbehave\"")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("stream=\"stderr\"") && l.contains(&line))
+            .count(),
+        2,
+        "{text}"
+    );
+    let logged: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("trellis::guest") && l.contains(&line))
+        .collect();
+    assert_eq!(logged.len(), 2, "{text}");
+    for l in logged {
+        for field in [
+            "plugin=\"misbehave\"",
+            "namespace=\"t\"",
+            "name=\"huge-log\"",
+            "/v1/ConfigMap",
+        ] {
+            assert!(l.contains(field), "{field} missing from {l}");
+        }
+    }
+}
