@@ -1,0 +1,741 @@
+//! Field ownership: `metadata.managedFields`.
+//!
+//! Every write records which manager owns which fields, in the real server's FieldsV1
+//! encoding (`{"f:spec":{"f:replicas":{}}}`), so clients that read or strip managedFields see
+//! realistic data and server-side apply can detect conflicts.
+//!
+//! Granularity (what differs from structured-merge-diff is listed in docs/devcluster.md):
+//! leaves are scalars, atomic lists and empty maps; items of associative lists (`k:` keys, see
+//! `listtype.rs`) and of set lists (`v:` values) are owned one by one. Maps are never owned as
+//! a whole, only their keys, so the `.` marker appears only on associative list items.
+//! Tracked fields are everything but `apiVersion`, `kind` and server-owned metadata (only
+//! labels, annotations, finalizers and ownerReferences are tracked), and status for writes to
+//! the main resource of kinds with a status subresource (the reverse for `/status` writes).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+use crate::listtype::ListType;
+use crate::registry::ResourceType;
+
+/// A path from the object root, each element in FieldsV1 spelling (`f:spec`,
+/// `k:{"name":"web"}`, `v:"finalizer"`, `i:3`).
+pub type FieldPath = Vec<String>;
+
+/// A set of owned field paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSet(BTreeSet<FieldPath>);
+
+impl FieldSet {
+    /// The fields `value` sets, as ownership sees them.
+    pub fn of(value: &Value, resource: &ResourceType) -> Self {
+        let mut set = BTreeSet::new();
+        let mut path = Vec::new();
+        let mut names = Vec::new();
+        walk(value, resource, &mut path, &mut names, &mut set);
+        Self(set)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &FieldPath> {
+        self.0.iter()
+    }
+
+    pub fn contains(&self, path: &FieldPath) -> bool {
+        self.0.contains(path)
+    }
+
+    pub fn insert(&mut self, path: FieldPath) {
+        self.0.insert(path);
+    }
+
+    /// True if `path` or anything below it is in the set.
+    pub fn covers(&self, path: &FieldPath) -> bool {
+        self.0
+            .range(path.clone()..)
+            .next()
+            .is_some_and(|p| p.starts_with(path))
+    }
+
+    pub fn union(&self, other: &FieldSet) -> FieldSet {
+        Self(self.0.union(&other.0).cloned().collect())
+    }
+
+    pub fn difference(&self, other: &FieldSet) -> FieldSet {
+        Self(self.0.difference(&other.0).cloned().collect())
+    }
+
+    /// The FieldsV1 tree.
+    pub fn to_fields_v1(&self) -> Value {
+        let mut root = Map::new();
+        for path in &self.0 {
+            let mut node = &mut root;
+            for element in path {
+                let child = node
+                    .entry(element.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                node = child.as_object_mut().expect("FieldsV1 nodes are objects");
+            }
+        }
+        // A path that is also a prefix of others is marked with "." (after all paths are in,
+        // since a prefix sorts before its extensions).
+        for path in &self.0 {
+            let mut node = &mut root;
+            for element in path {
+                node = node
+                    .get_mut(element)
+                    .and_then(Value::as_object_mut)
+                    .expect("inserted above");
+            }
+            let has_children = node.keys().any(|k| k != ".");
+            if has_children {
+                node.insert(".".to_string(), json!({}));
+            }
+        }
+        Value::Object(root)
+    }
+
+    /// Parses a FieldsV1 tree.
+    pub fn from_fields_v1(value: &Value) -> Result<Self, String> {
+        fn read(
+            node: &Value,
+            path: &mut FieldPath,
+            out: &mut BTreeSet<FieldPath>,
+        ) -> Result<(), String> {
+            let Value::Object(map) = node else {
+                return Err(format!("expected an object at {}", path.join(".")));
+            };
+            for (key, child) in map {
+                if key == "." {
+                    if !path.is_empty() {
+                        out.insert(path.clone());
+                    }
+                    continue;
+                }
+                if !["f:", "k:", "v:", "i:"].iter().any(|p| key.starts_with(p)) {
+                    return Err(format!("unknown path element {key:?}"));
+                }
+                path.push(key.clone());
+                if child.as_object().is_some_and(Map::is_empty) {
+                    out.insert(path.clone());
+                } else {
+                    read(child, path, out)?;
+                }
+                path.pop();
+            }
+            Ok(())
+        }
+        let mut out = BTreeSet::new();
+        read(value, &mut Vec::new(), &mut out)?;
+        Ok(Self(out))
+    }
+}
+
+fn walk<'a>(
+    value: &'a Value,
+    resource: &ResourceType,
+    path: &mut FieldPath,
+    names: &mut Vec<&'a str>,
+    out: &mut BTreeSet<FieldPath>,
+) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                path.push(format!("f:{key}"));
+                names.push(key);
+                walk(child, resource, path, names, out);
+                names.pop();
+                path.pop();
+            }
+        }
+        Value::Array(items) if !items.is_empty() => match resource.list_type(names) {
+            ListType::Atomic => {
+                out.insert(path.clone());
+            }
+            ListType::Set => {
+                for item in items {
+                    let mut p = path.clone();
+                    p.push(format!("v:{item}"));
+                    out.insert(p);
+                }
+            }
+            ListType::Map(keys) => {
+                for item in items {
+                    let Some(key) = item_key(item, &keys) else {
+                        // An item without its key fields cannot be tracked on its own: the
+                        // list degrades to atomic, as an invalid associative list would.
+                        out.insert(path.clone());
+                        return;
+                    };
+                    path.push(key);
+                    out.insert(path.clone());
+                    if let Value::Object(fields) = item {
+                        for (k, child) in fields {
+                            path.push(format!("f:{k}"));
+                            names.push(k);
+                            walk(child, resource, path, names, out);
+                            names.pop();
+                            path.pop();
+                        }
+                    }
+                    path.pop();
+                }
+            }
+        },
+        _ => {
+            if !path.is_empty() {
+                out.insert(path.clone());
+            }
+        }
+    }
+}
+
+/// The `k:` element of an associative list item: its present key fields, sorted, as JSON.
+pub fn item_key(item: &Value, keys: &[String]) -> Option<String> {
+    let object = item.as_object()?;
+    let mut key = Map::new();
+    for k in keys {
+        if let Some(v) = object.get(k) {
+            key.insert(k.clone(), v.clone());
+        }
+    }
+    if key.is_empty() {
+        return None;
+    }
+    Some(format!("k:{}", Value::Object(key)))
+}
+
+/// Finds the array index an element selects.
+fn find_item(items: &[Value], element: &str) -> Option<usize> {
+    if let Some(key) = element.strip_prefix("k:") {
+        let key: Map<String, Value> = serde_json::from_str(key).ok()?;
+        items.iter().position(|item| {
+            item.as_object()
+                .is_some_and(|o| key.iter().all(|(k, v)| o.get(k) == Some(v)))
+        })
+    } else if let Some(value) = element.strip_prefix("v:") {
+        let value: Value = serde_json::from_str(value).ok()?;
+        items.iter().position(|item| *item == value)
+    } else if let Some(index) = element.strip_prefix("i:") {
+        index.parse().ok().filter(|i| *i < items.len())
+    } else {
+        None
+    }
+}
+
+/// The value at `path`, if present.
+pub fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut node = value;
+    for element in path {
+        node = match (node, element.strip_prefix("f:")) {
+            (Value::Object(map), Some(field)) => map.get(field)?,
+            (Value::Array(items), None) => &items[find_item(items, element)?],
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// Removes the value at `path`; parents left empty stay (as the real server leaves `{}`).
+pub fn remove(value: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = value;
+    for element in parents {
+        node = match (node, element.strip_prefix("f:")) {
+            (Value::Object(map), Some(field)) => match map.get_mut(field) {
+                Some(next) => next,
+                None => return,
+            },
+            (Value::Array(items), None) => match find_item(items, element) {
+                Some(i) => &mut items[i],
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match (node, last.strip_prefix("f:")) {
+        (Value::Object(map), Some(field)) => {
+            map.remove(field);
+        }
+        (Value::Array(items), None) => {
+            if let Some(i) = find_item(items, last) {
+                items.remove(i);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A path as the real server prints it in conflicts: `.spec.containers[name="web"].image`.
+pub fn display_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for element in path {
+        if let Some(field) = element.strip_prefix("f:") {
+            out.push('.');
+            out.push_str(field);
+        } else if let Some(key) = element.strip_prefix("k:") {
+            let parts: Vec<String> = serde_json::from_str::<Map<String, Value>>(key)
+                .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                .unwrap_or_default();
+            out.push_str(&format!("[{}]", parts.join(",")));
+        } else if let Some(value) = element.strip_prefix("v:") {
+            out.push_str(&format!("[={value}]"));
+        } else if let Some(index) = element.strip_prefix("i:") {
+            out.push_str(&format!("[{index}]"));
+        }
+    }
+    out
+}
+
+/// Which part of an object a write addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The main resource: everything but status (for kinds with a status subresource).
+    Main,
+    /// The `/status` subresource: only status.
+    Status,
+}
+
+/// The part of `object` whose fields ownership tracks for a write to `part`.
+pub fn tracked_view(object: &Value, resource: &ResourceType, part: Part) -> Value {
+    let Value::Object(map) = object else {
+        return Value::Object(Map::new());
+    };
+    let mut view = Map::new();
+    if part == Part::Status {
+        if let Some(status) = map.get("status") {
+            view.insert("status".to_string(), status.clone());
+        }
+        return Value::Object(view);
+    }
+    for (key, value) in map {
+        match key.as_str() {
+            "apiVersion" | "kind" => {}
+            "status" if resource.status_subresource => {}
+            "metadata" => {
+                let mut meta = Map::new();
+                for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+                    if let Some(v) = value.get(field).filter(|v| !v.is_null()) {
+                        meta.insert(field.to_string(), v.clone());
+                    }
+                }
+                if !meta.is_empty() {
+                    view.insert("metadata".to_string(), Value::Object(meta));
+                }
+            }
+            _ => {
+                view.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Value::Object(view)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Apply,
+    Update,
+}
+
+impl Operation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Operation::Apply => "Apply",
+            Operation::Update => "Update",
+        }
+    }
+}
+
+/// One `managedFields` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub manager: String,
+    pub operation: Operation,
+    pub api_version: String,
+    pub time: String,
+    pub subresource: String,
+    pub fields: FieldSet,
+}
+
+impl Entry {
+    /// How conflicts name this manager (apiserver's `printManager`).
+    pub fn describe(&self) -> String {
+        let mut out = format!("{:?}", self.manager);
+        if !self.subresource.is_empty() {
+            out.push_str(&format!(" with subresource {:?}", self.subresource));
+        }
+        if self.operation == Operation::Update {
+            out.push_str(&format!(" using {}", self.api_version));
+            if !self.time.is_empty() {
+                out.push_str(&format!(" at {}", self.time));
+            }
+        }
+        out
+    }
+
+    fn same_owner(&self, manager: &str, operation: Operation, subresource: &str) -> bool {
+        self.manager == manager && self.operation == operation && self.subresource == subresource
+    }
+}
+
+/// An object's `managedFields`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManagedFields(pub Vec<Entry>);
+
+impl ManagedFields {
+    /// Reads `metadata.managedFields`; an error names the bad entry.
+    pub fn decode(object: &Value) -> Result<Self, String> {
+        let Some(entries) = object.pointer("/metadata/managedFields") else {
+            return Ok(Self::default());
+        };
+        let Value::Array(entries) = entries else {
+            return Ok(Self::default());
+        };
+        let mut out = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.as_object().is_some_and(Map::is_empty) {
+                continue; // `[{}]` is how clients reset ownership.
+            }
+            let text = |k: &str| {
+                entry
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let operation = match text("operation").as_str() {
+                "Apply" => Operation::Apply,
+                "Update" => Operation::Update,
+                other => {
+                    return Err(format!(
+                        "metadata.managedFields[{i}].operation: unsupported value {other:?}"
+                    ));
+                }
+            };
+            let fields = match entry.get("fieldsV1") {
+                Some(v) => FieldSet::from_fields_v1(v)
+                    .map_err(|e| format!("metadata.managedFields[{i}].fieldsV1: {e}"))?,
+                None => FieldSet::default(),
+            };
+            out.push(Entry {
+                manager: text("manager"),
+                operation,
+                api_version: text("apiVersion"),
+                time: text("time"),
+                subresource: text("subresource"),
+                fields,
+            });
+        }
+        Ok(Self(out))
+    }
+
+    pub fn encode(&self) -> Value {
+        Value::Array(
+            self.0
+                .iter()
+                .map(|e| {
+                    let mut entry = json!({
+                        "manager": e.manager,
+                        "operation": e.operation.as_str(),
+                        "apiVersion": e.api_version,
+                        "time": e.time,
+                        "fieldsType": "FieldsV1",
+                        "fieldsV1": e.fields.to_fields_v1(),
+                    });
+                    if !e.subresource.is_empty() {
+                        entry["subresource"] = Value::String(e.subresource.clone());
+                    }
+                    entry
+                })
+                .collect(),
+        )
+    }
+
+    /// The entry of `manager` for `operation` on `subresource`.
+    pub fn entry(&self, manager: &str, operation: Operation, subresource: &str) -> Option<&Entry> {
+        self.0
+            .iter()
+            .find(|e| e.same_owner(manager, operation, subresource))
+    }
+
+    /// Fields owned by anyone but (`manager`, `operation`, `subresource`).
+    pub fn owned_by_others(
+        &self,
+        manager: &str,
+        operation: Operation,
+        subresource: &str,
+    ) -> FieldSet {
+        self.0
+            .iter()
+            .filter(|e| !e.same_owner(manager, operation, subresource))
+            .fold(FieldSet::default(), |acc, e| acc.union(&e.fields))
+    }
+
+    /// Sets the fields of one owner, creating its entry (stamped `now`) or replacing it; an
+    /// owner left with no fields is dropped.
+    pub fn set(
+        &mut self,
+        manager: &str,
+        operation: Operation,
+        subresource: &str,
+        api_version: &str,
+        now: &str,
+        fields: FieldSet,
+    ) {
+        match self
+            .0
+            .iter_mut()
+            .find(|e| e.same_owner(manager, operation, subresource))
+        {
+            Some(entry) => {
+                if entry.fields != fields {
+                    entry.fields = fields;
+                    entry.time = now.to_string();
+                }
+                entry.api_version = api_version.to_string();
+            }
+            None => self.0.push(Entry {
+                manager: manager.to_string(),
+                operation,
+                api_version: api_version.to_string(),
+                time: now.to_string(),
+                subresource: subresource.to_string(),
+                fields,
+            }),
+        }
+        self.0.retain(|e| !e.fields.is_empty());
+    }
+
+    /// Removes `fields` from every owner but the given one.
+    pub fn take_from_others(
+        &mut self,
+        manager: &str,
+        operation: Operation,
+        subresource: &str,
+        fields: &FieldSet,
+    ) {
+        for entry in self
+            .0
+            .iter_mut()
+            .filter(|e| !e.same_owner(manager, operation, subresource))
+        {
+            entry.fields = entry.fields.difference(fields);
+        }
+        self.0.retain(|e| !e.fields.is_empty());
+    }
+
+    /// Removes `fields` from every owner.
+    pub fn forget(&mut self, fields: &FieldSet) {
+        for entry in &mut self.0 {
+            entry.fields = entry.fields.difference(fields);
+        }
+        self.0.retain(|e| !e.fields.is_empty());
+    }
+
+    /// Records a non-apply write (create, update, patch) by `manager`: it takes the fields it
+    /// added or changed (from everyone else), and removed fields are forgotten.
+    pub fn record_update(&mut self, write: &Write<'_>, old_view: Option<&Value>, new_view: &Value) {
+        let new_set = FieldSet::of(new_view, write.resource);
+        let old_set = old_view
+            .map(|v| FieldSet::of(v, write.resource))
+            .unwrap_or_default();
+        let removed = old_set.difference(&new_set);
+        let mut changed = new_set.difference(&old_set);
+        if let Some(old_view) = old_view {
+            for path in new_set.iter().filter(|p| old_set.contains(p)) {
+                if lookup(old_view, path) != lookup(new_view, path) {
+                    changed.insert(path.clone());
+                }
+            }
+        }
+        self.forget(&removed);
+        if changed.is_empty() {
+            return;
+        }
+        self.take_from_others(
+            write.manager,
+            Operation::Update,
+            write.subresource(),
+            &changed,
+        );
+        let mine = self
+            .entry(write.manager, Operation::Update, write.subresource())
+            .map(|e| e.fields.clone())
+            .unwrap_or_default()
+            .union(&changed);
+        self.set(
+            write.manager,
+            Operation::Update,
+            write.subresource(),
+            &write.resource.api_version(),
+            write.now,
+            mine,
+        );
+    }
+}
+
+/// Who writes what, for ownership bookkeeping.
+pub struct Write<'a> {
+    pub resource: &'a ResourceType,
+    pub manager: &'a str,
+    pub part: Part,
+    pub now: &'a str,
+}
+
+impl Write<'_> {
+    pub fn subresource(&self) -> &'static str {
+        match self.part {
+            Part::Main => "",
+            Part::Status => "status",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    fn deployments() -> std::sync::Arc<ResourceType> {
+        Registry::builtin()
+            .find("apps", "v1", "deployments")
+            .unwrap()
+    }
+
+    fn deployment(image: &str, replicas: u32) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u", "labels": {"app": "web"},
+                         "finalizers": ["a/b"]},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                {"name": "web", "image": image, "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                 "args": ["-v"]}
+            ]}}},
+            "status": {"replicas": 1}
+        })
+    }
+
+    #[test]
+    fn field_sets_follow_list_types() {
+        let resource = deployments();
+        let view = tracked_view(&deployment("nginx", 2), &resource, Part::Main);
+        let fields = FieldSet::of(&view, &resource).to_fields_v1();
+        assert_eq!(
+            fields,
+            json!({
+                "f:metadata": {"f:labels": {"f:app": {}}, "f:finalizers": {"v:\"a/b\"": {}}},
+                "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                    "k:{\"name\":\"web\"}": {
+                        ".": {}, "f:name": {}, "f:image": {}, "f:args": {},
+                        "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {
+                            ".": {}, "f:containerPort": {}, "f:protocol": {}}}
+                    }
+                }}}}
+            })
+        );
+        let parsed = FieldSet::from_fields_v1(&fields).unwrap();
+        assert_eq!(parsed.to_fields_v1(), fields, "round trip");
+    }
+
+    #[test]
+    fn lookup_and_remove_follow_keys() {
+        let mut d = deployment("nginx", 2);
+        let path: FieldPath = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"web\"}",
+            "f:image",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(lookup(&d, &path), Some(&json!("nginx")));
+        assert_eq!(
+            display_path(&path),
+            ".spec.template.spec.containers[name=\"web\"].image"
+        );
+        remove(&mut d, &path);
+        assert_eq!(lookup(&d, &path), None);
+        let finalizer: FieldPath = vec![
+            "f:metadata".into(),
+            "f:finalizers".into(),
+            "v:\"a/b\"".into(),
+        ];
+        remove(&mut d, &finalizer);
+        assert_eq!(d["metadata"]["finalizers"], json!([]));
+    }
+
+    #[test]
+    fn updates_take_changed_fields_from_other_managers() {
+        let resource = deployments();
+        let now = "2024-01-01T00:00:00Z";
+        let creator = Write {
+            resource: &resource,
+            manager: "creator",
+            part: Part::Main,
+            now,
+        };
+        let scaler = Write {
+            resource: &resource,
+            manager: "scaler",
+            part: Part::Main,
+            now,
+        };
+        let v1 = tracked_view(&deployment("nginx", 2), &resource, Part::Main);
+        let v2 = tracked_view(&deployment("nginx", 5), &resource, Part::Main);
+        let mut managed = ManagedFields::default();
+        managed.record_update(&creator, None, &v1);
+        managed.record_update(&scaler, Some(&v1), &v2);
+        let replicas: FieldPath = vec!["f:spec".into(), "f:replicas".into()];
+        let creator_fields = &managed
+            .entry("creator", Operation::Update, "")
+            .unwrap()
+            .fields;
+        let scaler_fields = &managed
+            .entry("scaler", Operation::Update, "")
+            .unwrap()
+            .fields;
+        assert!(!creator_fields.contains(&replicas));
+        assert!(scaler_fields.contains(&replicas));
+        assert_eq!(scaler_fields.iter().count(), 1);
+        let encoded = managed.encode();
+        assert_eq!(encoded[1]["manager"], "scaler");
+        assert_eq!(encoded[1]["apiVersion"], "apps/v1");
+        let decoded =
+            ManagedFields::decode(&json!({"metadata": {"managedFields": encoded}})).unwrap();
+        assert_eq!(decoded, managed);
+    }
+
+    #[test]
+    fn bad_managed_fields_are_named() {
+        let error = ManagedFields::decode(&json!({"metadata": {"managedFields": [
+            {"manager": "m", "operation": "Apply", "fieldsV1": {"bogus": {}}}
+        ]}}))
+        .unwrap_err();
+        assert!(error.contains("managedFields[0].fieldsV1"), "{error}");
+        assert!(
+            ManagedFields::decode(&json!({"metadata": {"managedFields": [{}]}}))
+                .unwrap()
+                .0
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn status_writes_track_only_status() {
+        let resource = deployments();
+        let view = tracked_view(&deployment("nginx", 2), &resource, Part::Status);
+        assert_eq!(view, json!({"status": {"replicas": 1}}));
+        let main = tracked_view(&deployment("nginx", 2), &resource, Part::Main);
+        assert!(main.get("status").is_none());
+        assert!(main["metadata"].get("uid").is_none());
+    }
+}

@@ -1,0 +1,237 @@
+//! Server-side printing: the columns `kubectl get` shows.
+//!
+//! kubectl asks for `Table`s and prints what the server puts in them. Pods, Deployments,
+//! Namespaces and ConfigMaps get their familiar columns; CRDs get their
+//! `additionalPrinterColumns` (simple `.a.b` JSON paths); everything else gets Name and Age.
+
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::registry::ResourceType;
+
+fn column(name: &str, kind: &str, format: &str) -> Value {
+    json!({"name": name, "type": kind, "format": format, "description": "", "priority": 0})
+}
+
+/// Column definitions for `resource`.
+pub fn columns(resource: &ResourceType) -> Vec<Value> {
+    let mut out = vec![column("Name", "string", "name")];
+    match builtin(resource) {
+        Some("Pod") => {
+            out.push(column("Ready", "string", ""));
+            out.push(column("Status", "string", ""));
+            out.push(column("Restarts", "string", ""));
+        }
+        Some("Deployment") => {
+            out.push(column("Ready", "string", ""));
+            out.push(column("Up-to-date", "integer", ""));
+            out.push(column("Available", "integer", ""));
+        }
+        Some("Namespace") => out.push(column("Status", "string", "")),
+        Some("ConfigMap") => out.push(column("Data", "integer", "")),
+        _ => {
+            for (name, kind, _) in &resource.printer_columns {
+                let kind = if kind == "date" {
+                    "string"
+                } else {
+                    kind.as_str()
+                };
+                out.push(column(name, kind, ""));
+            }
+        }
+    }
+    out.push(column("Age", "string", ""));
+    out
+}
+
+fn builtin(resource: &ResourceType) -> Option<&str> {
+    (!resource.custom).then_some(resource.kind.as_str())
+}
+
+fn count(value: Option<&Value>) -> u64 {
+    value.and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// The cells of one row.
+pub fn cells(resource: &ResourceType, object: &Value, now: Timestamp) -> Vec<Value> {
+    let name = object
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(json!(""));
+    let mut out = vec![name];
+    match builtin(resource) {
+        Some("Pod") => {
+            let containers = object
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let statuses = object
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let ready = statuses
+                .iter()
+                .filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true))
+                .count();
+            let restarts: u64 = statuses.iter().map(|s| count(s.get("restartCount"))).sum();
+            let status = if object.pointer("/metadata/deletionTimestamp").is_some() {
+                "Terminating".to_string()
+            } else {
+                object
+                    .pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Unknown")
+                    .to_string()
+            };
+            out.push(json!(format!("{ready}/{containers}")));
+            out.push(json!(status));
+            out.push(json!(restarts.to_string()));
+        }
+        Some("Deployment") => {
+            let ready = count(object.pointer("/status/readyReplicas"));
+            let wanted = count(object.pointer("/spec/replicas"));
+            out.push(json!(format!("{ready}/{wanted}")));
+            out.push(json!(count(object.pointer("/status/updatedReplicas"))));
+            out.push(json!(count(object.pointer("/status/availableReplicas"))));
+        }
+        Some("Namespace") => out.push(
+            object
+                .pointer("/status/phase")
+                .cloned()
+                .unwrap_or(json!("")),
+        ),
+        Some("ConfigMap") => {
+            let size = |k: &str| {
+                object
+                    .get(k)
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len())
+            };
+            out.push(json!(size("data") + size("binaryData")));
+        }
+        _ => {
+            for (_, kind, path) in &resource.printer_columns {
+                let pointer = path.replace('.', "/");
+                let value = object.pointer(&pointer).cloned().unwrap_or(Value::Null);
+                let value = match (kind.as_str(), value.as_str()) {
+                    ("date", Some(ts)) => json!(age(ts, now)),
+                    _ => value,
+                };
+                out.push(value);
+            }
+        }
+    }
+    let created = object
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    out.push(json!(age(created, now)));
+    out
+}
+
+/// The time since `timestamp` as kubectl shows it (apimachinery's `HumanDuration`).
+pub fn age(timestamp: &str, now: Timestamp) -> String {
+    let Ok(then) = timestamp.parse::<Timestamp>() else {
+        return "<unknown>".to_string();
+    };
+    human_duration(now.as_second() - then.as_second())
+}
+
+fn human_duration(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".to_string();
+    }
+    if seconds < 0 {
+        return "0s".to_string();
+    }
+    if seconds < 120 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        let s = seconds % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    }
+    if minutes < 180 {
+        return format!("{minutes}m");
+    }
+    let hours = seconds / 3600;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        let d = (hours / 24) % 365;
+        return if d == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{d}d", hours / 24 / 365)
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    #[test]
+    fn durations_read_like_kubectl() {
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(125), "2m5s");
+        assert_eq!(human_duration(600), "10m");
+        assert_eq!(human_duration(3 * 3600 + 60), "3h1m");
+        assert_eq!(human_duration(30 * 3600), "30h");
+        assert_eq!(human_duration(3 * 86400), "3d");
+        assert_eq!(human_duration(400 * 86400), "400d");
+        assert_eq!(human_duration(-5), "<invalid>");
+    }
+
+    #[test]
+    fn pod_rows() {
+        let registry = Registry::builtin();
+        let pods = registry.find("", "v1", "pods").unwrap();
+        let now: Timestamp = "2024-01-01T00:10:00Z".parse().unwrap();
+        let pod = json!({
+            "metadata": {"name": "web", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"ready": true, "restartCount": 2}, {"ready": false, "restartCount": 1}]}
+        });
+        assert_eq!(
+            cells(&pods, &pod, now),
+            vec![
+                json!("web"),
+                json!("1/2"),
+                json!("Running"),
+                json!("3"),
+                json!("10m")
+            ]
+        );
+        assert_eq!(columns(&pods).len(), 5);
+    }
+}

@@ -1,0 +1,106 @@
+//! Helpers shared by the conformance tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use kube::core::Status;
+use kube::{Client, Error};
+use serde_json::json;
+use trellis_devcluster::{DevCluster, DevClusterOptions};
+
+pub async fn start() -> (DevCluster, Client) {
+    start_with(DevClusterOptions::default()).await
+}
+
+pub async fn start_with(options: DevClusterOptions) -> (DevCluster, Client) {
+    let cluster = DevCluster::start(options).await.expect("devcluster starts");
+    let client = cluster.client().expect("client builds");
+    (cluster, client)
+}
+
+/// A client that does not retry 429/503/504 (kube's default does, with backoff), for tests
+/// that look at those answers.
+pub fn client_without_retries(cluster: &DevCluster) -> Client {
+    let mut config = kube::Config::new(cluster.url().parse().unwrap());
+    config.default_namespace = "default".to_string();
+    config.default_retry = false;
+    Client::try_from(config).unwrap()
+}
+
+pub fn configmap(name: &str, labels: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels},
+        "data": {"key": name}
+    }))
+    .unwrap()
+}
+
+pub fn pod(name: &str, labels: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "app", "image": "nginx"}]}
+    }))
+    .unwrap()
+}
+
+pub async fn namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace created");
+}
+
+/// The Status a request failed with.
+pub fn status(error: Error) -> Status {
+    match error {
+        Error::Api(status) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Reads watch events until `n` arrived, failing after a generous bound.
+pub async fn next_events<K>(
+    stream: &mut (impl futures::Stream<Item = Result<WatchEvent<K>, Error>> + Unpin),
+    n: usize,
+) -> Vec<WatchEvent<K>> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let event = tokio::time::timeout(Duration::from_secs(20), stream.try_next())
+            .await
+            .expect("watch event within 20 s")
+            .expect("watch stream ok")
+            .expect("watch stream still open");
+        out.push(event);
+    }
+    out
+}
+
+/// A short description of an event: `ADDED a`, `BOOKMARK`, ...
+pub fn describe<K: kube::Resource>(event: &WatchEvent<K>) -> String {
+    match event {
+        WatchEvent::Added(o) => format!("ADDED {}", o.meta().name.clone().unwrap_or_default()),
+        WatchEvent::Modified(o) => {
+            format!("MODIFIED {}", o.meta().name.clone().unwrap_or_default())
+        }
+        WatchEvent::Deleted(o) => format!("DELETED {}", o.meta().name.clone().unwrap_or_default()),
+        WatchEvent::Bookmark(_) => "BOOKMARK".to_string(),
+        WatchEvent::Error(e) => format!("ERROR {}", e.code),
+    }
+}
+
+pub async fn watch_from<K>(
+    api: &Api<K>,
+    params: &WatchParams,
+    rv: &str,
+) -> impl futures::Stream<Item = Result<WatchEvent<K>, Error>> + Unpin
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug + 'static,
+{
+    api.watch(params, rv).await.expect("watch starts").boxed()
+}
