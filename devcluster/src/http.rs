@@ -558,23 +558,25 @@ fn run_inner(
             let list_options = ListOptions::parse(&resource, query)?;
             let options = delete_options(query, &body)?;
             let listing = cluster.list(&resource, path.namespace.as_deref(), &list_options)?;
-            let mut deleted = Vec::new();
+            // The answer lists what was deleted: the deleted object, or (for objects whose
+            // delete answers with a Status) the object as it was listed.
+            let mut items = Vec::new();
             for object in &listing.items {
                 let target = Target {
                     name: object.key.name.to_string(),
                     ..target.clone()
                 };
                 match cluster.delete(&target, &options) {
-                    Ok(w) => deleted.push(w),
+                    Ok(w) => match serde_json::from_slice::<Value>(&w.body) {
+                        Ok(v) if v.get("kind").and_then(Value::as_str) != Some("Status") => {
+                            items.push(v)
+                        }
+                        _ => items.push(object.value()),
+                    },
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
             }
-            let items: Vec<Value> = deleted
-                .iter()
-                .filter_map(|w| serde_json::from_slice::<Value>(&w.body).ok())
-                .filter(|v| v.get("kind").and_then(Value::as_str) != Some("Status"))
-                .collect();
             let list = serde_json::json!({
                 "kind": resource.list_kind(),
                 "apiVersion": resource.api_version(),

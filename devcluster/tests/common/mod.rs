@@ -98,9 +98,9 @@ pub async fn watch_from<K>(
     api: &Api<K>,
     params: &WatchParams,
     rv: &str,
-) -> impl futures::Stream<Item = Result<WatchEvent<K>, Error>> + Unpin
+) -> futures::stream::BoxStream<'static, Result<WatchEvent<K>, Error>>
 where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug + 'static,
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     api.watch(params, rv).await.expect("watch starts").boxed()
 }
