@@ -1,0 +1,365 @@
+//! kubectl (v1.32 on these machines; scripts/test.sh installs Debian's kubernetes-client when
+//! it is missing) against a running devcluster, with kubectl's default validation on: it
+//! reads /openapi/v3, finds that the server supports `fieldValidation`, and sends
+//! `fieldValidation=Strict`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use trellis_devcluster::DevCluster;
+
+struct Kubectl {
+    kubeconfig: std::path::PathBuf,
+    cache: tempfile::TempDir,
+}
+
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Kubectl {
+    fn new(cluster: &DevCluster) -> Self {
+        Self {
+            kubeconfig: cluster.kubeconfig_path().to_path_buf(),
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("kubectl");
+        command
+            .env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let output = tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} finished within 60 s"))
+            .unwrap_or_else(|e| {
+                panic!("kubectl must be on PATH (scripts/test.sh installs it): {e}")
+            });
+        Output {
+            ok: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(out.ok, "kubectl {args:?} failed: {}", out.stderr);
+        out.stdout
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all).await).unwrap()
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
+    tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("a line within 30 s")
+        .unwrap()
+        .expect("kubectl still watching")
+}
+
+fn item_names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const CONFIGMAPS: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web
+  labels: {app: web}
+data:
+  color: blue
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: db
+  labels: {app: db}
+data:
+  color: red
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_apply_select_and_delete_built_in_kinds() {
+    let (cluster, _client) = start().await;
+    let kubectl = Kubectl::new(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "cms.yaml", CONFIGMAPS);
+
+    let applied = kubectl.ok(&["apply", "--server-side", "-f", &file]).await;
+    assert!(
+        applied.contains("configmap/web serverside-applied"),
+        "{applied}"
+    );
+
+    let listed = kubectl.json(&["get", "configmaps"]).await;
+    assert_eq!(item_names(&listed), vec!["db", "web"]);
+    let yaml = kubectl
+        .ok(&[
+            "get",
+            "configmap",
+            "web",
+            "-o",
+            "yaml",
+            "--show-managed-fields",
+        ])
+        .await;
+    assert!(
+        yaml.contains("color: blue") && yaml.contains("manager: kubectl"),
+        "{yaml}"
+    );
+    let table = kubectl.ok(&["get", "configmaps"]).await;
+    assert!(
+        table.starts_with("NAME") && table.contains("web") && table.contains("DATA"),
+        "{table}"
+    );
+
+    let labelled = kubectl.json(&["get", "configmaps", "-l", "app=web"]).await;
+    assert_eq!(item_names(&labelled), vec!["web"]);
+    let fielded = kubectl
+        .json(&["get", "configmaps", "--field-selector", "metadata.name=db"])
+        .await;
+    assert_eq!(item_names(&fielded), vec!["db"]);
+    let bad = kubectl
+        .run(&["get", "configmaps", "--field-selector", "data.color=red"])
+        .await;
+    assert!(
+        !bad.ok && bad.stderr.contains("field label not supported: data.color"),
+        "{}",
+        bad.stderr
+    );
+
+    // Default validation is strict: the server rejects unknown fields.
+    let unknown = write(
+        dir.path(),
+        "unknown.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbogus: 1\n",
+    );
+    let rejected = kubectl
+        .run(&["apply", "--server-side", "-f", &unknown])
+        .await;
+    assert!(
+        !rejected.ok && rejected.stderr.contains("unknown field \"bogus\""),
+        "{}",
+        rejected.stderr
+    );
+    let rejected = kubectl.run(&["create", "-f", &unknown]).await;
+    assert!(
+        !rejected.ok && rejected.stderr.contains("unknown field \"bogus\""),
+        "{}",
+        rejected.stderr
+    );
+
+    // Another manager changing an applied field conflicts; --force-conflicts takes it.
+    let other = write(
+        dir.path(),
+        "other.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {color: green}\n",
+    );
+    let conflict = kubectl
+        .run(&[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "other",
+            "-f",
+            &other,
+        ])
+        .await;
+    assert!(
+        !conflict.ok && conflict.stderr.contains("conflict"),
+        "{}",
+        conflict.stderr
+    );
+    kubectl
+        .ok(&[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "other",
+            "--force-conflicts",
+            "-f",
+            &other,
+        ])
+        .await;
+    let web = kubectl.json(&["get", "configmap", "web"]).await;
+    assert_eq!(web["data"]["color"], "green");
+
+    let deleted = kubectl.ok(&["delete", "configmap", "db"]).await;
+    assert!(deleted.contains("configmap \"db\" deleted"), "{deleted}");
+    let missing = kubectl.run(&["get", "configmap", "db"]).await;
+    assert!(
+        !missing.ok && missing.stderr.contains("configmaps \"db\" not found"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(cluster.count("configmaps"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_streams_changes() {
+    let (cluster, client) = start().await;
+    let kubectl = Kubectl::new(&cluster);
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &configmap("before", json!({})))
+        .await
+        .unwrap();
+    let mut watch = kubectl
+        .command(&["get", "configmaps", "-w", "-o", "name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl on PATH");
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    assert_eq!(next_line(&mut lines).await, "configmap/before");
+    api.create(&PostParams::default(), &configmap("after", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(next_line(&mut lines).await, "configmap/after");
+    watch.kill().await.unwrap();
+}
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    selectableFields: [{jsonPath: .spec.color}]
+    additionalPrinterColumns:
+    - {name: Color, type: string, jsonPath: .spec.color}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              color: {type: string}
+              size: {type: integer}
+";
+
+const WIDGETS: &str = "apiVersion: example.com/v1
+kind: Widget
+metadata: {name: small, labels: {size: s}}
+spec: {color: red, size: 1}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: large, labels: {size: l}}
+spec: {color: blue, size: 9}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resources_work_like_built_ins() {
+    let (cluster, _client) = start().await;
+    let kubectl = Kubectl::new(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let crd = write(dir.path(), "crd.yaml", WIDGET_CRD);
+    let widgets = write(dir.path(), "widgets.yaml", WIDGETS);
+    kubectl.ok(&["apply", "--server-side", "-f", &crd]).await;
+    kubectl
+        .ok(&[
+            "wait",
+            "--for",
+            "condition=established",
+            "crd/widgets.example.com",
+            "--timeout=30s",
+        ])
+        .await;
+    kubectl
+        .ok(&["apply", "--server-side", "-f", &widgets])
+        .await;
+
+    let all = kubectl.json(&["get", "widgets"]).await;
+    assert_eq!(item_names(&all), vec!["large", "small"]);
+    let short = kubectl.json(&["get", "wd", "-l", "size=s"]).await;
+    assert_eq!(item_names(&short), vec!["small"]);
+    let blue = kubectl
+        .json(&["get", "widgets", "--field-selector", "spec.color=blue"])
+        .await;
+    assert_eq!(item_names(&blue), vec!["large"]);
+    let yaml = kubectl.ok(&["get", "widget", "small", "-o", "yaml"]).await;
+    assert!(yaml.contains("color: red"), "{yaml}");
+    let table = kubectl.ok(&["get", "widgets"]).await;
+    assert!(table.contains("COLOR") && table.contains("blue"), "{table}");
+
+    let invalid = write(
+        dir.path(),
+        "invalid.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: huge}\n",
+    );
+    let rejected = kubectl
+        .run(&["apply", "--server-side", "-f", &invalid])
+        .await;
+    assert!(
+        !rejected.ok && rejected.stderr.contains("must be of type integer"),
+        "{}",
+        rejected.stderr
+    );
+    let unknown = write(
+        dir.path(),
+        "unknown.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: odd}\nspec: {shape: round}\n",
+    );
+    let rejected = kubectl
+        .run(&["apply", "--server-side", "-f", &unknown])
+        .await;
+    assert!(
+        !rejected.ok && rejected.stderr.contains("unknown field \"spec.shape\""),
+        "{}",
+        rejected.stderr
+    );
+
+    kubectl.ok(&["delete", "widget", "small"]).await;
+    assert_eq!(
+        item_names(&kubectl.json(&["get", "widgets"]).await),
+        vec!["large"]
+    );
+    kubectl.ok(&["delete", "-f", &crd]).await;
+    let gone = kubectl.run(&["get", "widgets"]).await;
+    assert!(!gone.ok, "the kind is no longer served: {}", gone.stdout);
+}
