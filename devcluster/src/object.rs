@@ -75,7 +75,10 @@ pub struct StoredObject {
 impl StoredObject {
     /// Serializes `object` (whose `metadata.resourceVersion` must already be `rv`).
     pub fn new(object: &Value, rv: u64, selectable: &Arc<[SelectableField]>) -> Self {
-        let json = serde_json::to_vec(object).unwrap_or_default();
+        let mut json = serde_json::to_vec(object).unwrap_or_default();
+        // `to_vec` grows by doubling; without this every stored object would carry up to
+        // its size again in spare capacity.
+        json.shrink_to_fit();
         Self {
             key: ObjKey::new(meta_str(object, "namespace"), meta_str(object, "name")),
             rv,

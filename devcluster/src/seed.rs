@@ -6,7 +6,7 @@
 //! statuses, and managedFields from the controller manager (spec) and the kubelet (status) —
 //! about 5 KB of JSON each, of which managedFields is roughly 40 %, as in real clusters.
 //! They are stored directly (no HTTP, no per-object validation), in transactions of a
-//! thousand, and watchers see them as ADDED events like any other write.
+//! hundred, and watchers see them as ADDED events like any other write.
 
 use std::sync::Arc;
 
@@ -19,8 +19,9 @@ use crate::registry::ResourceType;
 use crate::status::ApiError;
 use crate::write::{Target, WriteOptions};
 
-/// Pods per transaction: long enough to amortize locking, short enough not to stall readers.
-const BATCH: usize = 1000;
+/// Pods per transaction: enough to amortize locking, few enough that neither readers stall
+/// nor the batch's parsed values (tens of KB each) inflate memory.
+const BATCH: usize = 100;
 /// Distinct apps (and ReplicaSets) the seeded Pods belong to.
 const APPS: usize = 20;
 const NODES: usize = 50;
