@@ -166,6 +166,90 @@ async fn fan_out(
     let _ = cluster;
 }
 
+/// `patches` patches on distinct Pods from 8 concurrent kube clients: JSON merge patches, or
+/// server-side apply with one field manager per client.
+async fn patch_rate(api: &Api<Pod>, names: &[String], patches: usize, apply: bool) {
+    let workers = 8;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let api = api.clone();
+        let names = names.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            for i in (w..patches).step_by(workers) {
+                let name = &names[i % names.len()];
+                if apply {
+                    let config = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
+                        "name": name, "annotations": {format!("bench/{w}"): i.to_string()}}});
+                    let params = PatchParams::apply(&format!("bench-{w}"));
+                    api.patch(name, &params, &Patch::Apply(config))
+                        .await
+                        .expect("apply");
+                } else {
+                    let patch = Patch::Merge(
+                        json!({"metadata": {"annotations": {"bench/n": i.to_string()}}}),
+                    );
+                    api.patch(name, &PatchParams::default(), &patch)
+                        .await
+                        .expect("patch");
+                }
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.expect("patch task");
+    }
+    let elapsed = started.elapsed();
+    let kind = if apply {
+        "server-side apply"
+    } else {
+        "merge patch"
+    };
+    println!(
+        "{kind} ({workers} concurrent kube clients, typed responses): {done} in {elapsed:.2?} ({})",
+        rate(done, elapsed)
+    );
+}
+
+/// Merge patches whose responses are read as bytes, not decoded: the server's share.
+async fn raw_patch_rate(client: &kube::Client, names: &[String], patches: usize) {
+    let workers = 8;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let client = client.clone();
+        let names = names.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            for i in (w..patches).step_by(workers) {
+                let name = &names[i % names.len()];
+                let body = json!({"metadata": {"annotations": {"bench/raw": i.to_string()}}});
+                let request =
+                    axum::http::Request::patch(format!("/api/v1/namespaces/default/pods/{name}"))
+                        .header("content-type", "application/merge-patch+json")
+                        .body(serde_json::to_vec(&body).unwrap())
+                        .unwrap();
+                client.request_text(request).await.expect("raw patch");
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.expect("patch task");
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "merge patch ({workers} concurrent clients, responses not decoded): {done} in {elapsed:.2?} ({})",
+        rate(done, elapsed)
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let pods = env("DEVCLUSTER_BENCH_PODS", 100_000);
@@ -237,7 +321,6 @@ async fn main() {
         }
     }
 
-    // Patches: 8 concurrent clients, merge patches on distinct pods.
     let names: Vec<String> = api
         .list(&ListParams::default().limit(patches.min(pods) as u32))
         .await
@@ -246,35 +329,10 @@ async fn main() {
         .into_iter()
         .filter_map(|p| p.metadata.name)
         .collect();
-    let workers = 8;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let api = api.clone();
-        let names = names.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0;
-            for i in (w..patches).step_by(workers) {
-                let name = &names[i % names.len()];
-                let patch =
-                    Patch::Merge(json!({"metadata": {"annotations": {"bench/n": i.to_string()}}}));
-                api.patch(name, &PatchParams::default(), &patch)
-                    .await
-                    .expect("patch");
-                done += 1;
-            }
-            done
-        }));
+    for apply in [false, true] {
+        patch_rate(&api, &names, patches, apply).await;
     }
-    let mut done = 0;
-    for task in tasks {
-        done += task.await.expect("patch task");
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "patches ({workers} concurrent clients, merge, typed response): {done} in {elapsed:.2?} ({})",
-        rate(done, elapsed)
-    );
+    raw_patch_rate(&client, &names, patches).await;
     println!("final RSS: {:.0} MiB", rss_mib());
     cluster.stop().await;
 }

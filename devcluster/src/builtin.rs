@@ -23,7 +23,7 @@ fn kind(
     kind: &str,
     plural: &str,
     namespaced: bool,
-    codec: fn(serde_json::Value) -> Result<serde_json::Value, serde_json::Error>,
+    codec: fn(&serde_json::Value) -> Result<serde_json::Value, serde_json::Error>,
 ) -> Spec {
     Spec {
         t: ResourceType {

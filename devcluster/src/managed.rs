@@ -173,15 +173,7 @@ fn walk<'a>(
                     };
                     path.push(key);
                     out.insert(path.clone());
-                    if let Value::Object(fields) = item {
-                        for (k, child) in fields {
-                            path.push(format!("f:{k}"));
-                            names.push(k);
-                            walk(child, resource, path, names, out);
-                            names.pop();
-                            path.pop();
-                        }
-                    }
+                    walk_fields(item, resource, path, names, out);
                     path.pop();
                 }
             }
@@ -190,6 +182,25 @@ fn walk<'a>(
             if !path.is_empty() {
                 out.insert(path.clone());
             }
+        }
+    }
+}
+
+/// The fields of an associative list item, below its own path.
+fn walk_fields<'a>(
+    item: &'a Value,
+    resource: &ResourceType,
+    path: &mut FieldPath,
+    names: &mut Vec<&'a str>,
+    out: &mut BTreeSet<FieldPath>,
+) {
+    if let Value::Object(fields) = item {
+        for (k, child) in fields {
+            path.push(format!("f:{k}"));
+            names.push(k);
+            walk(child, resource, path, names, out);
+            names.pop();
+            path.pop();
         }
     }
 }
@@ -541,23 +552,35 @@ impl ManagedFields {
     /// Records a non-apply write (create, update, patch) by `manager`: it takes the fields it
     /// added or changed (from everyone else), and removed fields are forgotten.
     pub fn record_update(&mut self, write: &Write<'_>, old_view: Option<&Value>, new_view: &Value) {
-        let new_set = FieldSet::of(new_view, write.resource);
-        let old_set = old_view
-            .map(|v| FieldSet::of(v, write.resource))
-            .unwrap_or_default();
-        let removed = old_set.difference(&new_set);
-        let mut changed = new_set.difference(&old_set);
-        if let Some(old_view) = old_view {
-            for path in new_set.iter().filter(|p| old_set.contains(p)) {
-                if lookup(old_view, path) != lookup(new_view, path) {
-                    changed.insert(path.clone());
-                }
-            }
+        let mut changed = BTreeSet::new();
+        let mut removed = BTreeSet::new();
+        let mut path = Vec::new();
+        let mut names = Vec::new();
+        match old_view {
+            Some(old) => diff(
+                old,
+                new_view,
+                write.resource,
+                &mut path,
+                &mut names,
+                &mut changed,
+                &mut removed,
+            ),
+            None => walk(
+                new_view,
+                write.resource,
+                &mut path,
+                &mut names,
+                &mut changed,
+            ),
         }
-        self.forget(&removed);
+        // A modified leaf is both removed (old value) and changed (new value): it changed.
+        removed.retain(|p| !changed.contains(p));
+        self.forget(&FieldSet(removed));
         if changed.is_empty() {
             return;
         }
+        let changed = FieldSet(changed);
         self.take_from_others(
             write.manager,
             Operation::Update,
@@ -577,6 +600,114 @@ impl ManagedFields {
             write.now,
             mine,
         );
+    }
+}
+
+/// The field paths that differ between `old` and `new`: `changed` gets those set (added or
+/// modified) in `new`, `removed` those set in `old` (a modified leaf lands in both). Walks
+/// both trees together and skips equal subtrees, so a one-field patch costs a comparison,
+/// not a full enumeration of both objects.
+fn diff<'a>(
+    old: &'a Value,
+    new: &'a Value,
+    resource: &ResourceType,
+    path: &mut FieldPath,
+    names: &mut Vec<&'a str>,
+    changed: &mut BTreeSet<FieldPath>,
+    removed: &mut BTreeSet<FieldPath>,
+) {
+    if old == new {
+        return;
+    }
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) if !o.is_empty() && !n.is_empty() => {
+            diff_fields(o, n, resource, path, names, changed, removed);
+        }
+        (Value::Array(o), Value::Array(n)) if !o.is_empty() && !n.is_empty() => {
+            match resource.list_type(names) {
+                ListType::Atomic => {
+                    changed.insert(path.clone());
+                }
+                ListType::Set => {
+                    for item in n.iter().filter(|i| !o.contains(i)) {
+                        let mut p = path.clone();
+                        p.push(format!("v:{item}"));
+                        changed.insert(p);
+                    }
+                    for item in o.iter().filter(|i| !n.contains(i)) {
+                        let mut p = path.clone();
+                        p.push(format!("v:{item}"));
+                        removed.insert(p);
+                    }
+                }
+                ListType::Map(keys) => {
+                    let old_keys: Option<Vec<String>> =
+                        o.iter().map(|i| item_key(i, &keys)).collect();
+                    let new_keys: Option<Vec<String>> =
+                        n.iter().map(|i| item_key(i, &keys)).collect();
+                    let (Some(old_keys), Some(new_keys)) = (old_keys, new_keys) else {
+                        walk(old, resource, path, names, removed);
+                        walk(new, resource, path, names, changed);
+                        return;
+                    };
+                    for (item, key) in n.iter().zip(&new_keys) {
+                        path.push(key.clone());
+                        match old_keys.iter().position(|k| k == key) {
+                            Some(i) => {
+                                if let (Value::Object(a), Value::Object(b)) = (&o[i], item) {
+                                    diff_fields(a, b, resource, path, names, changed, removed);
+                                }
+                            }
+                            None => {
+                                changed.insert(path.clone());
+                                walk_fields(item, resource, path, names, changed);
+                            }
+                        }
+                        path.pop();
+                    }
+                    for (item, key) in o.iter().zip(&old_keys) {
+                        if !new_keys.contains(key) {
+                            path.push(key.clone());
+                            removed.insert(path.clone());
+                            walk_fields(item, resource, path, names, removed);
+                            path.pop();
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            walk(old, resource, path, names, removed);
+            walk(new, resource, path, names, changed);
+        }
+    }
+}
+
+fn diff_fields<'a>(
+    o: &'a Map<String, Value>,
+    n: &'a Map<String, Value>,
+    resource: &ResourceType,
+    path: &mut FieldPath,
+    names: &mut Vec<&'a str>,
+    changed: &mut BTreeSet<FieldPath>,
+    removed: &mut BTreeSet<FieldPath>,
+) {
+    for (key, value) in n {
+        path.push(format!("f:{key}"));
+        names.push(key);
+        match o.get(key) {
+            Some(before) => diff(before, value, resource, path, names, changed, removed),
+            None => walk(value, resource, path, names, changed),
+        }
+        names.pop();
+        path.pop();
+    }
+    for (key, value) in o.iter().filter(|(k, _)| !n.contains_key(*k)) {
+        path.push(format!("f:{key}"));
+        names.push(key);
+        walk(value, resource, path, names, removed);
+        names.pop();
+        path.pop();
     }
 }
 
@@ -712,6 +843,108 @@ mod tests {
         let decoded =
             ManagedFields::decode(&json!({"metadata": {"managedFields": encoded}})).unwrap();
         assert_eq!(decoded, managed);
+    }
+
+    #[test]
+    fn diffs_follow_list_keys() {
+        let resource = deployments();
+        let now = "2024-01-01T00:00:00Z";
+        let view = |d: &Value| tracked_view(d, &resource, Part::Main);
+        let creator = Write {
+            resource: &resource,
+            manager: "creator",
+            part: Part::Main,
+            now,
+        };
+        let updater = Write {
+            resource: &resource,
+            manager: "updater",
+            part: Part::Main,
+            now,
+        };
+        let v1 = deployment("nginx", 2);
+        let mut managed = ManagedFields::default();
+        managed.record_update(&creator, None, &view(&v1));
+        let all = managed
+            .entry("creator", Operation::Update, "")
+            .unwrap()
+            .fields
+            .clone();
+        assert_eq!(
+            all,
+            FieldSet::of(&view(&v1), &resource),
+            "a create owns everything"
+        );
+
+        // Changing one container's image moves only that leaf.
+        let v2 = deployment("nginx:2", 2);
+        managed.record_update(&updater, Some(&view(&v1)), &view(&v2));
+        let image: FieldPath = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"web\"}",
+            "f:image",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mine = &managed
+            .entry("updater", Operation::Update, "")
+            .unwrap()
+            .fields;
+        assert_eq!(mine.iter().collect::<Vec<_>>(), vec![&image]);
+
+        // Removing the container forgets its fields for everyone; adding one gives it all.
+        let mut v3 = v2.clone();
+        v3["spec"]["template"]["spec"]["containers"] = json!([{"name": "other", "image": "x"}]);
+        v3["metadata"]["finalizers"] = json!(["a/b", "c/d"]);
+        managed.record_update(&updater, Some(&view(&v2)), &view(&v3));
+        assert!(
+            managed
+                .entry("creator", Operation::Update, "")
+                .unwrap()
+                .fields
+                .iter()
+                .all(|p| !p.contains(&"k:{\"name\":\"web\"}".to_string()))
+        );
+        let mine = &managed
+            .entry("updater", Operation::Update, "")
+            .unwrap()
+            .fields;
+        assert!(mine.contains(&vec![
+            "f:metadata".into(),
+            "f:finalizers".into(),
+            "v:\"c/d\"".into()
+        ]));
+        assert!(
+            mine.contains(
+                &[
+                    "f:spec",
+                    "f:template",
+                    "f:spec",
+                    "f:containers",
+                    "k:{\"name\":\"other\"}"
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+            )
+        );
+        assert!(
+            !mine.contains(&image),
+            "the removed container's image is forgotten"
+        );
+        assert_eq!(
+            managed
+                .0
+                .iter()
+                .map(|e| e.fields.clone())
+                .fold(FieldSet::default(), |a, b| a.union(&b)),
+            FieldSet::of(&view(&v3), &resource),
+            "every field has exactly the owners the history gives it"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::status::Cause;
 
 /// Decode-then-encode through a k8s-openapi type.
 #[derive(Clone, Copy)]
-pub struct TypedCodec(pub fn(Value) -> Result<Value, serde_json::Error>);
+pub struct TypedCodec(pub fn(&Value) -> Result<Value, serde_json::Error>);
 
 impl std::fmt::Debug for TypedCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -24,11 +24,12 @@ impl std::fmt::Debug for TypedCodec {
     }
 }
 
-/// Round-trips a body through `T`.
+/// Round-trips a body through `T` (reading it in place: the caller still needs the input to
+/// find what was dropped).
 pub fn codec<T: serde::de::DeserializeOwned + serde::Serialize>(
-    value: Value,
+    value: &Value,
 ) -> Result<Value, serde_json::Error> {
-    let typed: T = serde_json::from_value(value)?;
+    let typed = T::deserialize(value)?;
     serde_json::to_value(typed)
 }
 
@@ -71,8 +72,7 @@ impl Schema {
             }),
             Schema::Typed(TypedCodec(codec)) => {
                 let input = quantities_as_strings(value);
-                let output =
-                    codec(input.clone()).map_err(|e| SchemaError::Decode(e.to_string()))?;
+                let output = codec(&input).map_err(|e| SchemaError::Decode(e.to_string()))?;
                 let mut unknown = Vec::new();
                 dropped_keys(&input, &output, "", &mut unknown);
                 Ok(Checked {

@@ -217,20 +217,52 @@ fn generation_view(object: &Value, resource: &ResourceType) -> Value {
 }
 
 /// True if `new` would store nothing `old` does not already have (times of ownership entries
-/// and resourceVersion aside).
+/// and resourceVersion aside). Compares in place: this runs on every write.
 fn same_object(old: &Value, new: &Value) -> bool {
-    fn normalized(object: &Value) -> Value {
-        let mut copy = object.clone();
-        let meta = meta_mut(&mut copy);
-        meta.remove("resourceVersion");
-        if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
-            for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
-                entry.remove("time");
+    let (Value::Object(o), Value::Object(n)) = (old, new) else {
+        return old == new;
+    };
+    o.len() == n.len()
+        && o.iter().all(|(key, value)| match n.get(key) {
+            None => false,
+            Some(other) if key == "metadata" => same_metadata(value, other),
+            Some(other) => value == other,
+        })
+}
+
+fn same_metadata(old: &Value, new: &Value) -> bool {
+    let (Value::Object(o), Value::Object(n)) = (old, new) else {
+        return old == new;
+    };
+    let compared = |m: &'_ serde_json::Map<String, Value>| {
+        m.keys().filter(|k| *k != "resourceVersion").count()
+    };
+    compared(o) == compared(n)
+        && o.iter()
+            .filter(|(k, _)| *k != "resourceVersion")
+            .all(|(key, value)| match n.get(key) {
+                None => false,
+                Some(other) if key == "managedFields" => same_entries(value, other),
+                Some(other) => value == other,
+            })
+}
+
+/// managedFields equal but for their `time`s.
+fn same_entries(old: &Value, new: &Value) -> bool {
+    let (Value::Array(o), Value::Array(n)) = (old, new) else {
+        return old == new;
+    };
+    o.len() == n.len()
+        && o.iter().zip(n).all(|(a, b)| match (a, b) {
+            (Value::Object(a), Value::Object(b)) => {
+                a.iter().filter(|(k, _)| *k != "time").count()
+                    == b.iter().filter(|(k, _)| *k != "time").count()
+                    && a.iter()
+                        .filter(|(k, _)| *k != "time")
+                        .all(|(k, v)| b.get(k) == Some(v))
             }
-        }
-        copy
-    }
-    normalized(old) == normalized(new)
+            _ => a == b,
+        })
 }
 
 impl Cluster {
@@ -1422,6 +1454,24 @@ mod tests {
             0,
             "the namespace goes with its last object"
         );
+    }
+
+    #[test]
+    fn no_op_detection_ignores_versions_and_ownership_times() {
+        let old = json!({"metadata": {"name": "a", "resourceVersion": "1",
+            "managedFields": [{"manager": "m", "time": "t1", "fieldsV1": {}}]}, "data": {"k": "v"}});
+        let mut new = old.clone();
+        new["metadata"]["resourceVersion"] = json!("2");
+        new["metadata"]["managedFields"][0]["time"] = json!("t2");
+        assert!(same_object(&old, &new));
+        new["metadata"]["managedFields"][0]["manager"] = json!("other");
+        assert!(!same_object(&old, &new));
+        let mut changed = old.clone();
+        changed["data"]["k"] = json!("w");
+        assert!(!same_object(&old, &changed));
+        let mut labelled = old.clone();
+        labelled["metadata"]["labels"] = json!({});
+        assert!(!same_object(&old, &labelled));
     }
 
     #[test]
