@@ -68,17 +68,12 @@ impl Apply<'_> {
             if is_item_marker(path) || lookup(&live_view, path) == lookup(&config_view, path) {
                 continue;
             }
-            for entry in &managed.0 {
-                let mine = entry.manager == self.manager
-                    && entry.operation == Operation::Apply
-                    && entry.subresource == sub;
-                if !mine && entry.fields.contains(path) {
-                    conflicts.push(Conflict {
-                        manager: entry.describe(),
-                        field: display_path(path),
-                    });
-                    conflicting.insert(path.clone());
-                }
+            for manager in managed.other_owners(self.manager, Operation::Apply, sub, path) {
+                conflicts.push(Conflict {
+                    manager,
+                    field: display_path(path),
+                });
+                conflicting.insert(path.clone());
             }
         }
         if !conflicts.is_empty() && !self.force {
@@ -88,7 +83,7 @@ impl Apply<'_> {
 
         let previous = managed
             .entry(self.manager, Operation::Apply, sub)
-            .map(|e| e.fields.clone())
+            .map(|e| e.fields())
             .unwrap_or_default();
         let others = managed.owned_by_others(self.manager, Operation::Apply, sub);
         let mut result = live.clone();
@@ -278,8 +273,11 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let alice = &managed.entry("alice", Operation::Apply, "").unwrap().fields;
-        let bob = &managed.entry("bob", Operation::Apply, "").unwrap().fields;
+        let alice = &managed
+            .entry("alice", Operation::Apply, "")
+            .unwrap()
+            .fields();
+        let bob = &managed.entry("bob", Operation::Apply, "").unwrap().fields();
         assert!(!alice.contains(&replicas) && bob.contains(&replicas));
         assert!(
             alice.contains(&image) && bob.contains(&image),

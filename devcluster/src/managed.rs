@@ -37,14 +37,11 @@ impl FieldSet {
         Self(set)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = &FieldPath> {
         self.0.iter()
     }
 
+    #[cfg(test)]
     pub fn contains(&self, path: &FieldPath) -> bool {
         self.0.contains(path)
     }
@@ -100,37 +97,15 @@ impl FieldSet {
     }
 
     /// Parses a FieldsV1 tree.
+    #[cfg(test)]
     pub fn from_fields_v1(value: &Value) -> Result<Self, String> {
-        fn read(
-            node: &Value,
-            path: &mut FieldPath,
-            out: &mut BTreeSet<FieldPath>,
-        ) -> Result<(), String> {
-            let Value::Object(map) = node else {
-                return Err(format!("expected an object at {}", path.join(".")));
-            };
-            for (key, child) in map {
-                if key == "." {
-                    if !path.is_empty() {
-                        out.insert(path.clone());
-                    }
-                    continue;
-                }
-                if !["f:", "k:", "v:", "i:"].iter().any(|p| key.starts_with(p)) {
-                    return Err(format!("unknown path element {key:?}"));
-                }
-                path.push(key.clone());
-                if child.as_object().is_some_and(Map::is_empty) {
-                    out.insert(path.clone());
-                } else {
-                    read(child, path, out)?;
-                }
-                path.pop();
-            }
-            Ok(())
-        }
+        validate_tree(value, 0)?;
         let mut out = BTreeSet::new();
-        read(value, &mut Vec::new(), &mut out)?;
+        read_tree(
+            value.as_object().expect("validated"),
+            &mut Vec::new(),
+            &mut out,
+        );
         Ok(Self(out))
     }
 }
@@ -313,6 +288,87 @@ pub enum Part {
     Status,
 }
 
+/// The tracked top-level fields of `object` for a write to `part`, borrowed. Metadata is
+/// represented by its tracked fields, which `diff`/`walk` reach through `metadata_view`.
+fn tracked_children<'a>(
+    object: &'a Value,
+    resource: &ResourceType,
+    part: Part,
+) -> Vec<(&'a str, &'a Value)> {
+    let Value::Object(map) = object else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(key, value)| match (part, key.as_str()) {
+            (Part::Status, "status") => true,
+            (Part::Status, _) => false,
+            (Part::Main, "apiVersion" | "kind") => false,
+            (Part::Main, "status") => !resource.status_subresource,
+            (Part::Main, "metadata") => value.is_object(),
+            (Part::Main, _) => true,
+        })
+        .map(|(k, v)| (k.as_str(), v))
+        .collect()
+}
+
+/// `diff` over two lists of named children (top-level fields, tracked metadata fields).
+fn diff_children<'a>(
+    old: &[(&'a str, &'a Value)],
+    new: &[(&'a str, &'a Value)],
+    resource: &ResourceType,
+    path: &mut FieldPath,
+    names: &mut Vec<&'a str>,
+    changed: &mut BTreeSet<FieldPath>,
+    removed: &mut BTreeSet<FieldPath>,
+) {
+    let find = |children: &[(&'a str, &'a Value)], key: &str| {
+        children.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    };
+    for &(key, value) in new {
+        path.push(format!("f:{key}"));
+        names.push(key);
+        match find(old, key) {
+            Some(before) => diff(before, value, resource, path, names, changed, removed),
+            None => walk(value, resource, path, names, changed),
+        }
+        names.pop();
+        path.pop();
+    }
+    for &(key, value) in old {
+        if find(new, key).is_none() {
+            path.push(format!("f:{key}"));
+            names.push(key);
+            walk(value, resource, path, names, removed);
+            names.pop();
+            path.pop();
+        }
+    }
+}
+
+/// Separates the tracked metadata fields from the other top-level children.
+type Children<'a> = Vec<(&'a str, &'a Value)>;
+
+fn split_metadata(children: Children<'_>) -> (Children<'_>, Children<'_>) {
+    let meta = children
+        .iter()
+        .find(|(k, _)| *k == "metadata")
+        .map(|(_, m)| metadata_fields(m))
+        .unwrap_or_default();
+    let rest = children
+        .into_iter()
+        .filter(|(k, _)| *k != "metadata")
+        .collect();
+    (meta, rest)
+}
+
+/// The tracked fields of `metadata`.
+fn metadata_fields(meta: &Value) -> Vec<(&str, &Value)> {
+    ["labels", "annotations", "finalizers", "ownerReferences"]
+        .into_iter()
+        .filter_map(|f| meta.get(f).filter(|v| !v.is_null()).map(|v| (f, v)))
+        .collect()
+}
+
 /// The part of `object` whose fields ownership tracks for a write to `part`.
 pub fn tracked_view(object: &Value, resource: &ResourceType, part: Part) -> Value {
     let Value::Object(map) = object else {
@@ -363,7 +419,9 @@ impl Operation {
     }
 }
 
-/// One `managedFields` entry.
+/// One `managedFields` entry. Its fields are kept as the FieldsV1 tree they are stored as and
+/// edited in place (`tree_insert`, `tree_remove`): a write touching a few fields costs a few
+/// tree walks, not decoding and re-encoding every manager's set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub manager: String,
@@ -371,7 +429,7 @@ pub struct Entry {
     pub api_version: String,
     pub time: String,
     pub subresource: String,
-    pub fields: FieldSet,
+    tree: Map<String, Value>,
 }
 
 impl Entry {
@@ -390,9 +448,123 @@ impl Entry {
         out
     }
 
+    /// The owned fields as a set.
+    pub fn fields(&self) -> FieldSet {
+        let mut out = BTreeSet::new();
+        read_tree(&self.tree, &mut Vec::new(), &mut out);
+        FieldSet(out)
+    }
+
     fn same_owner(&self, manager: &str, operation: Operation, subresource: &str) -> bool {
         self.manager == manager && self.operation == operation && self.subresource == subresource
     }
+}
+
+/// Collects the member paths of a FieldsV1 tree (validated when decoded).
+fn read_tree(node: &Map<String, Value>, path: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
+    for (key, child) in node {
+        if key == "." {
+            if !path.is_empty() {
+                out.insert(path.clone());
+            }
+            continue;
+        }
+        path.push(key.clone());
+        match child.as_object() {
+            Some(map) if map.is_empty() => {
+                out.insert(path.clone());
+            }
+            Some(map) => read_tree(map, path, out),
+            None => {}
+        }
+        path.pop();
+    }
+}
+
+/// Checks a FieldsV1 tree's shape: objects all the way, known path element prefixes.
+fn validate_tree(node: &Value, depth: usize) -> Result<(), String> {
+    let Value::Object(map) = node else {
+        return Err("expected an object".to_string());
+    };
+    for (key, child) in map {
+        if key != "." && !["f:", "k:", "v:", "i:"].iter().any(|p| key.starts_with(p)) {
+            return Err(format!("unknown path element {key:?}"));
+        }
+        if depth > 64 {
+            return Err("nested too deeply".to_string());
+        }
+        validate_tree(child, depth + 1)?;
+    }
+    Ok(())
+}
+
+/// True if `path` is a member of the tree.
+fn tree_contains(node: &Map<String, Value>, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    match node.get(first).and_then(Value::as_object) {
+        Some(child) if rest.is_empty() => child.is_empty() || child.contains_key("."),
+        Some(child) => tree_contains(child, rest),
+        None => false,
+    }
+}
+
+/// Adds `path`; returns whether it was new. A leaf that gains children keeps its membership
+/// as a `.` entry.
+fn tree_insert(node: &mut Map<String, Value>, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    let child = node.entry(first.clone()).or_insert_with(|| Value::Null);
+    let fresh = child.is_null();
+    if fresh {
+        *child = Value::Object(Map::new());
+    }
+    let Some(map) = child.as_object_mut() else {
+        *child = Value::Object(Map::new());
+        return tree_insert(node, path);
+    };
+    if rest.is_empty() {
+        if fresh || map.is_empty() || map.contains_key(".") {
+            return fresh;
+        }
+        map.insert(".".to_string(), json!({}));
+        return true;
+    }
+    if !fresh && map.is_empty() {
+        map.insert(".".to_string(), json!({}));
+    }
+    tree_insert(map, rest)
+}
+
+/// Removes `path` if present; returns whether it was. Parents that were only there for it go
+/// too; a parent left with only its `.` becomes a plain leaf.
+fn tree_remove(node: &mut Map<String, Value>, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    let Some(child) = node.get_mut(first).and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let removed = if rest.is_empty() {
+        if child.keys().any(|k| k != ".") {
+            child.remove(".").is_some()
+        } else {
+            node.remove(first);
+            return true;
+        }
+    } else {
+        tree_remove(child, rest)
+    };
+    if removed {
+        if child.is_empty() {
+            node.remove(first);
+        } else if child.len() == 1 && child.contains_key(".") {
+            child.clear();
+        }
+    }
+    removed
 }
 
 /// An object's `managedFields`.
@@ -429,10 +601,13 @@ impl ManagedFields {
                     ));
                 }
             };
-            let fields = match entry.get("fieldsV1") {
-                Some(v) => FieldSet::from_fields_v1(v)
-                    .map_err(|e| format!("metadata.managedFields[{i}].fieldsV1: {e}"))?,
-                None => FieldSet::default(),
+            let tree = match entry.get("fieldsV1") {
+                Some(v) => {
+                    validate_tree(v, 0)
+                        .map_err(|e| format!("metadata.managedFields[{i}].fieldsV1: {e}"))?;
+                    v.as_object().cloned().unwrap_or_default()
+                }
+                None => Map::new(),
             };
             out.push(Entry {
                 manager: text("manager"),
@@ -440,7 +615,7 @@ impl ManagedFields {
                 api_version: text("apiVersion"),
                 time: text("time"),
                 subresource: text("subresource"),
-                fields,
+                tree,
             });
         }
         Ok(Self(out))
@@ -457,7 +632,7 @@ impl ManagedFields {
                         "apiVersion": e.api_version,
                         "time": e.time,
                         "fieldsType": "FieldsV1",
-                        "fieldsV1": e.fields.to_fields_v1(),
+                        "fieldsV1": Value::Object(e.tree.clone()),
                     });
                     if !e.subresource.is_empty() {
                         entry["subresource"] = Value::String(e.subresource.clone());
@@ -475,6 +650,23 @@ impl ManagedFields {
             .find(|e| e.same_owner(manager, operation, subresource))
     }
 
+    /// True if anyone but (`manager`, `operation`, `subresource`) owns `path`; returns their
+    /// descriptions.
+    pub fn other_owners(
+        &self,
+        manager: &str,
+        operation: Operation,
+        subresource: &str,
+        path: &FieldPath,
+    ) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|e| !e.same_owner(manager, operation, subresource))
+            .filter(|e| tree_contains(&e.tree, path))
+            .map(Entry::describe)
+            .collect()
+    }
+
     /// Fields owned by anyone but (`manager`, `operation`, `subresource`).
     pub fn owned_by_others(
         &self,
@@ -485,7 +677,36 @@ impl ManagedFields {
         self.0
             .iter()
             .filter(|e| !e.same_owner(manager, operation, subresource))
-            .fold(FieldSet::default(), |acc, e| acc.union(&e.fields))
+            .fold(FieldSet::default(), |acc, e| acc.union(&e.fields()))
+    }
+
+    fn entry_mut(
+        &mut self,
+        manager: &str,
+        operation: Operation,
+        subresource: &str,
+        api_version: &str,
+        now: &str,
+    ) -> &mut Entry {
+        let position = self
+            .0
+            .iter()
+            .position(|e| e.same_owner(manager, operation, subresource));
+        let index = match position {
+            Some(i) => i,
+            None => {
+                self.0.push(Entry {
+                    manager: manager.to_string(),
+                    operation,
+                    api_version: api_version.to_string(),
+                    time: now.to_string(),
+                    subresource: subresource.to_string(),
+                    tree: Map::new(),
+                });
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[index]
     }
 
     /// Sets the fields of one owner, creating its entry (stamped `now`) or replacing it; an
@@ -499,28 +720,17 @@ impl ManagedFields {
         now: &str,
         fields: FieldSet,
     ) {
-        match self
-            .0
-            .iter_mut()
-            .find(|e| e.same_owner(manager, operation, subresource))
-        {
-            Some(entry) => {
-                if entry.fields != fields {
-                    entry.fields = fields;
-                    entry.time = now.to_string();
-                }
-                entry.api_version = api_version.to_string();
-            }
-            None => self.0.push(Entry {
-                manager: manager.to_string(),
-                operation,
-                api_version: api_version.to_string(),
-                time: now.to_string(),
-                subresource: subresource.to_string(),
-                fields,
-            }),
+        let tree = match fields.to_fields_v1() {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let entry = self.entry_mut(manager, operation, subresource, api_version, now);
+        if entry.tree != tree {
+            entry.tree = tree;
+            entry.time = now.to_string();
         }
-        self.0.retain(|e| !e.fields.is_empty());
+        entry.api_version = api_version.to_string();
+        self.0.retain(|e| !e.tree.is_empty());
     }
 
     /// Removes `fields` from every owner but the given one.
@@ -536,44 +746,59 @@ impl ManagedFields {
             .iter_mut()
             .filter(|e| !e.same_owner(manager, operation, subresource))
         {
-            entry.fields = entry.fields.difference(fields);
+            for path in fields.iter() {
+                tree_remove(&mut entry.tree, path);
+            }
         }
-        self.0.retain(|e| !e.fields.is_empty());
+        self.0.retain(|e| !e.tree.is_empty());
     }
 
     /// Removes `fields` from every owner.
     pub fn forget(&mut self, fields: &FieldSet) {
         for entry in &mut self.0 {
-            entry.fields = entry.fields.difference(fields);
+            for path in fields.iter() {
+                tree_remove(&mut entry.tree, path);
+            }
         }
-        self.0.retain(|e| !e.fields.is_empty());
+        self.0.retain(|e| !e.tree.is_empty());
     }
 
     /// Records a non-apply write (create, update, patch) by `manager`: it takes the fields it
-    /// added or changed (from everyone else), and removed fields are forgotten.
-    pub fn record_update(&mut self, write: &Write<'_>, old_view: Option<&Value>, new_view: &Value) {
+    /// added or changed (from everyone else), and removed fields are forgotten. `old` and
+    /// `new` are whole objects (or tracked views of them); only tracked fields count.
+    pub fn record_update(&mut self, write: &Write<'_>, old: Option<&Value>, new: &Value) {
         let mut changed = BTreeSet::new();
         let mut removed = BTreeSet::new();
         let mut path = Vec::new();
         let mut names = Vec::new();
-        match old_view {
-            Some(old) => diff(
-                old,
-                new_view,
-                write.resource,
-                &mut path,
-                &mut names,
-                &mut changed,
-                &mut removed,
-            ),
-            None => walk(
-                new_view,
-                write.resource,
-                &mut path,
-                &mut names,
-                &mut changed,
-            ),
-        }
+        let old_children = old
+            .map(|o| tracked_children(o, write.resource, write.part))
+            .unwrap_or_default();
+        let new_children = tracked_children(new, write.resource, write.part);
+        // Metadata is compared through its tracked fields only.
+        let (old_meta, old_rest) = split_metadata(old_children);
+        let (new_meta, new_rest) = split_metadata(new_children);
+        let resource = write.resource;
+        diff_children(
+            &old_rest,
+            &new_rest,
+            resource,
+            &mut path,
+            &mut names,
+            &mut changed,
+            &mut removed,
+        );
+        path.push("f:metadata".to_string());
+        names.push("metadata");
+        diff_children(
+            &old_meta,
+            &new_meta,
+            resource,
+            &mut path,
+            &mut names,
+            &mut changed,
+            &mut removed,
+        );
         // A modified leaf is both removed (old value) and changed (new value): it changed.
         removed.retain(|p| !changed.contains(p));
         self.forget(&FieldSet(removed));
@@ -581,25 +806,22 @@ impl ManagedFields {
             return;
         }
         let changed = FieldSet(changed);
-        self.take_from_others(
+        let sub = write.subresource();
+        self.take_from_others(write.manager, Operation::Update, sub, &changed);
+        let api_version = write.resource.api_version();
+        let entry = self.entry_mut(
             write.manager,
             Operation::Update,
-            write.subresource(),
-            &changed,
-        );
-        let mine = self
-            .entry(write.manager, Operation::Update, write.subresource())
-            .map(|e| e.fields.clone())
-            .unwrap_or_default()
-            .union(&changed);
-        self.set(
-            write.manager,
-            Operation::Update,
-            write.subresource(),
-            &write.resource.api_version(),
+            sub,
+            &api_version,
             write.now,
-            mine,
         );
+        for path in changed.iter() {
+            tree_insert(&mut entry.tree, path);
+        }
+        // Changing a value it already owned is still this manager's latest write.
+        entry.time = write.now.to_string();
+        entry.api_version = api_version;
     }
 }
 
@@ -829,11 +1051,11 @@ mod tests {
         let creator_fields = &managed
             .entry("creator", Operation::Update, "")
             .unwrap()
-            .fields;
+            .fields();
         let scaler_fields = &managed
             .entry("scaler", Operation::Update, "")
             .unwrap()
-            .fields;
+            .fields();
         assert!(!creator_fields.contains(&replicas));
         assert!(scaler_fields.contains(&replicas));
         assert_eq!(scaler_fields.iter().count(), 1);
@@ -868,7 +1090,7 @@ mod tests {
         let all = managed
             .entry("creator", Operation::Update, "")
             .unwrap()
-            .fields
+            .fields()
             .clone();
         assert_eq!(
             all,
@@ -893,7 +1115,7 @@ mod tests {
         let mine = &managed
             .entry("updater", Operation::Update, "")
             .unwrap()
-            .fields;
+            .fields();
         assert_eq!(mine.iter().collect::<Vec<_>>(), vec![&image]);
 
         // Removing the container forgets its fields for everyone; adding one gives it all.
@@ -905,14 +1127,14 @@ mod tests {
             managed
                 .entry("creator", Operation::Update, "")
                 .unwrap()
-                .fields
+                .fields()
                 .iter()
                 .all(|p| !p.contains(&"k:{\"name\":\"web\"}".to_string()))
         );
         let mine = &managed
             .entry("updater", Operation::Update, "")
             .unwrap()
-            .fields;
+            .fields();
         assert!(mine.contains(&vec![
             "f:metadata".into(),
             "f:finalizers".into(),
@@ -940,11 +1162,55 @@ mod tests {
             managed
                 .0
                 .iter()
-                .map(|e| e.fields.clone())
+                .map(|e| e.fields())
                 .fold(FieldSet::default(), |a, b| a.union(&b)),
             FieldSet::of(&view(&v3), &resource),
             "every field has exactly the owners the history gives it"
         );
+    }
+
+    #[test]
+    fn tree_edits_keep_membership_exact() {
+        let p = |parts: &[&str]| -> FieldPath { parts.iter().map(|s| s.to_string()).collect() };
+        let mut tree = Map::new();
+        assert!(tree_insert(&mut tree, &p(&["f:a"])));
+        assert!(tree_insert(&mut tree, &p(&["f:a", "f:b"])));
+        assert!(
+            !tree_insert(&mut tree, &p(&["f:a", "f:b"])),
+            "already there"
+        );
+        assert_eq!(
+            Value::Object(tree.clone()),
+            json!({"f:a": {".": {}, "f:b": {}}})
+        );
+        assert!(tree_contains(&tree, &p(&["f:a"])) && tree_contains(&tree, &p(&["f:a", "f:b"])));
+        assert!(tree_remove(&mut tree, &p(&["f:a", "f:b"])));
+        assert_eq!(
+            Value::Object(tree.clone()),
+            json!({"f:a": {}}),
+            "a stays a leaf member"
+        );
+        assert!(tree_remove(&mut tree, &p(&["f:a"])));
+        assert!(tree.is_empty());
+
+        tree_insert(&mut tree, &p(&["f:x", "f:y", "f:z"]));
+        assert!(
+            !tree_contains(&tree, &p(&["f:x", "f:y"])),
+            "parents are not members"
+        );
+        assert!(!tree_remove(&mut tree, &p(&["f:x", "f:y"])));
+        assert!(tree_remove(&mut tree, &p(&["f:x", "f:y", "f:z"])));
+        assert!(tree.is_empty(), "parents that were only paths go too");
+
+        tree_insert(&mut tree, &p(&["f:m", "f:n"]));
+        tree_insert(&mut tree, &p(&["f:m"]));
+        assert_eq!(
+            Value::Object(tree.clone()),
+            json!({"f:m": {".": {}, "f:n": {}}})
+        );
+        let mut entry_set = BTreeSet::new();
+        read_tree(&tree, &mut Vec::new(), &mut entry_set);
+        assert_eq!(entry_set.len(), 2);
     }
 
     #[test]

@@ -65,20 +65,56 @@ pub enum SchemaError {
 
 impl Schema {
     pub fn check(&self, value: Value) -> Result<Checked, SchemaError> {
+        self.check_against(None, value)
+    }
+
+    /// Checks `value`, the new version of `previous` (which passed this check when it was
+    /// stored). For typed kinds, when nothing but metadata changed only the metadata is
+    /// decoded: the rest is the stored, already valid content. This keeps the common
+    /// controller writes (labels, annotations, finalizers) cheap.
+    pub fn check_against(
+        &self,
+        previous: Option<&Value>,
+        value: Value,
+    ) -> Result<Checked, SchemaError> {
         match self {
             Schema::Open => Ok(Checked {
                 value,
                 unknown: Vec::new(),
             }),
             Schema::Typed(TypedCodec(codec)) => {
-                let input = quantities_as_strings(value);
-                let output = codec(&input).map_err(|e| SchemaError::Decode(e.to_string()))?;
-                let mut unknown = Vec::new();
-                dropped_keys(&input, &output, "", &mut unknown);
-                Ok(Checked {
-                    value: output,
-                    unknown,
-                })
+                // managedFields are the server's (checked by `ManagedFields::decode` when a
+                // client sets them); decoding them through their types would be most of the
+                // cost of a small write.
+                let mut value = value;
+                let managed = value
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+                    .and_then(|m| m.remove("managedFields"));
+                let mut checked = if let Some(previous) = previous
+                    && only_metadata_changed(previous, &value)
+                {
+                    check_metadata(value)?
+                } else {
+                    let input = quantities_as_strings(value);
+                    let output = codec(&input).map_err(|e| SchemaError::Decode(e.to_string()))?;
+                    let mut unknown = Vec::new();
+                    dropped_keys(&input, &output, &mut Vec::new(), &mut unknown);
+                    Checked {
+                        value: output,
+                        unknown,
+                    }
+                };
+                if let (Some(managed), Some(meta)) = (
+                    managed,
+                    checked
+                        .value
+                        .get_mut("metadata")
+                        .and_then(Value::as_object_mut),
+                ) {
+                    meta.insert("managedFields".to_string(), managed);
+                }
+                Ok(checked)
             }
             Schema::Structural(schema) => {
                 let mut walk = Walk::default();
@@ -140,23 +176,87 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// True if every top-level field but `metadata` is the same in both objects.
+fn only_metadata_changed(previous: &Value, value: &Value) -> bool {
+    let (Value::Object(p), Value::Object(v)) = (previous, value) else {
+        return false;
+    };
+    let others = |m: &Map<String, Value>| m.keys().filter(|k| *k != "metadata").count();
+    others(p) == others(v)
+        && v.iter()
+            .filter(|(k, _)| *k != "metadata")
+            .all(|(k, value)| p.get(k) == Some(value))
+}
+
+/// Checks only `metadata`, through `ObjectMeta`.
+fn check_metadata(mut value: Value) -> Result<Checked, SchemaError> {
+    let Some(meta) = value.get_mut("metadata").map(Value::take) else {
+        return Ok(Checked {
+            value,
+            unknown: Vec::new(),
+        });
+    };
+    let output = codec::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(&meta)
+        .map_err(|e| SchemaError::Decode(format!("metadata: {e}")))?;
+    let mut unknown = Vec::new();
+    dropped_keys(
+        &meta,
+        &output,
+        &mut vec![Segment::Key("metadata")],
+        &mut unknown,
+    );
+    value["metadata"] = output;
+    Ok(Checked { value, unknown })
+}
+
+/// One step of a path being walked; joined into `a.b[0].c` only when reported.
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn render(path: &[Segment<'_>]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
 /// Keys present (and not null) in `input` but gone from `output`.
-fn dropped_keys(input: &Value, output: &Value, path: &str, out: &mut Vec<String>) {
+fn dropped_keys<'a>(
+    input: &'a Value,
+    output: &Value,
+    path: &mut Vec<Segment<'a>>,
+    out: &mut Vec<String>,
+) {
     match (input, output) {
         (Value::Object(i), Value::Object(o)) => {
             for (key, value) in i {
                 if value.is_null() {
                     continue;
                 }
+                path.push(Segment::Key(key));
                 match o.get(key) {
-                    Some(next) => dropped_keys(value, next, &join(path, key), out),
-                    None => out.push(join(path, key)),
+                    Some(next) => dropped_keys(value, next, path, out),
+                    None => out.push(render(path)),
                 }
+                path.pop();
             }
         }
         (Value::Array(i), Value::Array(o)) if i.len() == o.len() => {
             for (n, (a, b)) in i.iter().zip(o).enumerate() {
-                dropped_keys(a, b, &format!("{path}[{n}]"), out);
+                path.push(Segment::Index(n));
+                dropped_keys(a, b, path, out);
+                path.pop();
             }
         }
         _ => {}
@@ -333,6 +433,30 @@ mod tests {
         assert_eq!(checked.unknown, vec!["extra", "metadata.bogus"]);
         assert!(checked.value.get("extra").is_none());
         assert_eq!(checked.value["data"]["k"], "v");
+    }
+
+    #[test]
+    fn metadata_only_changes_check_only_metadata() {
+        use k8s_openapi::api::core::v1::Pod;
+        let schema = Schema::Typed(TypedCodec(codec::<Pod>));
+        let old = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+                         "spec": {"containers": [{"name": "c"}]}});
+        let mut new = old.clone();
+        new["metadata"]["labels"] = json!({"x": "y"});
+        new["metadata"]["bogus"] = json!(1);
+        let checked = schema.check_against(Some(&old), new).unwrap();
+        assert_eq!(checked.unknown, vec!["metadata.bogus"]);
+        assert_eq!(checked.value["metadata"]["labels"]["x"], "y");
+        let mut bad = old.clone();
+        bad["metadata"]["labels"] = json!({"x": 1});
+        assert!(
+            matches!(schema.check_against(Some(&old), bad), Err(SchemaError::Decode(m)) if m.starts_with("metadata:"))
+        );
+        // A spec change is checked in full.
+        let mut spec = old.clone();
+        spec["spec"]["containers"][0]["bogus"] = json!(1);
+        let checked = schema.check_against(Some(&old), spec).unwrap();
+        assert_eq!(checked.unknown, vec!["spec.containers[0].bogus"]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::apply::Apply;
 use crate::cluster::Cluster;
 use crate::crd;
 use crate::defaults::{default_keys, default_namespace, default_object};
-use crate::managed::{ManagedFields, Part, Write, tracked_view};
+use crate::managed::{ManagedFields, Part, Write};
 use crate::names::name_errors;
 use crate::object::{
     ObjKey, finalizers, is_deleting, meta_mut, meta_str, name_suffix, new_uid, now_timestamp,
@@ -540,14 +540,17 @@ impl Cluster {
     ) -> Result<(Value, Vec<String>), ApiError> {
         let resource = &target.resource;
         let name = target.name.as_str();
-        let checked = resource.schema.check(new).map_err(|e| match e {
-            SchemaError::Decode(message) => ApiError::bad_request(format!(
-                "{kind} in version \"{version}\" cannot be handled as a {kind}: {message}",
-                kind = resource.kind,
-                version = resource.version
-            )),
-            SchemaError::Invalid(causes) => ApiError::invalid(resource, name, causes),
-        })?;
+        let checked = resource
+            .schema
+            .check_against(old, new)
+            .map_err(|e| match e {
+                SchemaError::Decode(message) => ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: {message}",
+                    kind = resource.kind,
+                    version = resource.version
+                )),
+                SchemaError::Invalid(causes) => ApiError::invalid(resource, name, causes),
+            })?;
         let warnings = match opts.validation {
             FieldValidation::Strict if !checked.unknown.is_empty() => {
                 let fields: Vec<String> = checked
@@ -608,6 +611,7 @@ impl Cluster {
         if resource.status_subresource {
             match (target.part, old) {
                 (Part::Main, Some(old)) => match old.get("status") {
+                    Some(status) if new.get("status") == Some(status) => {}
                     Some(status) => new["status"] = status.clone(),
                     None => {
                         new.as_object_mut().map(|m| m.remove("status"));
@@ -715,9 +719,7 @@ impl Cluster {
                                 .all(|e| e.as_object().is_some_and(|m| m.is_empty()))
                         });
                 if !explicit || reset {
-                    let old_view = old.map(|o| tracked_view(o, resource, target.part));
-                    let new_view = tracked_view(&new, resource, target.part);
-                    managed.record_update(&write, old_view.as_ref(), &new_view);
+                    managed.record_update(&write, old, &new);
                 }
                 managed
             }
@@ -799,7 +801,6 @@ impl Cluster {
         } else {
             None
         };
-        let types = self.types_by_table();
         self.store.write(|tx| {
             if tx.get(&table, &key).map(|o| o.rv) != Some(expected) {
                 return Err(CommitError::Retry);
@@ -816,6 +817,7 @@ impl Cluster {
                 && finalizers(&object).is_empty()
                 && (!is_namespace(resource) || namespace_empty(tx, &target.name));
             let stored = if finished {
+                let types = self.types_by_table();
                 let removed = tx
                     .remove(&table, &key, Some(object), &resource.selectable)
                     .ok_or(CommitError::Retry)?;
