@@ -85,7 +85,6 @@ impl Apply<'_> {
             .entry(self.manager, Operation::Apply, sub)
             .map(|e| e.fields())
             .unwrap_or_default();
-        let others = managed.owned_by_others(self.manager, Operation::Apply, sub);
         let mut result = live.clone();
         // Shallowest paths first: a list item goes as a whole, before its key fields could be
         // removed one by one (which would leave it unfindable).
@@ -93,7 +92,9 @@ impl Apply<'_> {
         let mut dropped: Vec<&FieldPath> = dropped_set.iter().collect();
         dropped.sort_by_key(|p| p.len());
         for path in dropped {
-            if !others.covers(path) && !is_item_key_field(path) {
+            if !managed.others_cover(self.manager, Operation::Apply, sub, path)
+                && !is_item_key_field(path)
+            {
                 remove(&mut result, path);
             }
         }

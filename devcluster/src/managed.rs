@@ -50,14 +50,7 @@ impl FieldSet {
         self.0.insert(path);
     }
 
-    /// True if `path` or anything below it is in the set.
-    pub fn covers(&self, path: &FieldPath) -> bool {
-        self.0
-            .range(path.clone()..)
-            .next()
-            .is_some_and(|p| p.starts_with(path))
-    }
-
+    #[cfg(test)]
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         Self(self.0.union(&other.0).cloned().collect())
     }
@@ -510,6 +503,18 @@ fn tree_contains(node: &Map<String, Value>, path: &[String]) -> bool {
     }
 }
 
+/// True if the tree has a node at `path`: `path` or something below it is a member (trees
+/// never keep nodes without members below them).
+fn tree_has_node(node: &Map<String, Value>, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return true;
+    };
+    match node.get(first).and_then(Value::as_object) {
+        Some(child) => tree_has_node(child, rest),
+        None => false,
+    }
+}
+
 /// Adds `path`; returns whether it was new. A leaf that gains children keeps its membership
 /// as a `.` entry.
 fn tree_insert(node: &mut Map<String, Value>, path: &[String]) -> bool {
@@ -667,17 +672,19 @@ impl ManagedFields {
             .collect()
     }
 
-    /// Fields owned by anyone but (`manager`, `operation`, `subresource`).
-    pub fn owned_by_others(
+    /// True if anyone but (`manager`, `operation`, `subresource`) owns `path` or anything
+    /// below it.
+    pub fn others_cover(
         &self,
         manager: &str,
         operation: Operation,
         subresource: &str,
-    ) -> FieldSet {
+        path: &FieldPath,
+    ) -> bool {
         self.0
             .iter()
             .filter(|e| !e.same_owner(manager, operation, subresource))
-            .fold(FieldSet::default(), |acc, e| acc.union(&e.fields()))
+            .any(|e| tree_has_node(&e.tree, path))
     }
 
     fn entry_mut(

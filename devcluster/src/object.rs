@@ -88,9 +88,79 @@ impl StoredObject {
         }
     }
 
+    /// Finishes a prepared object under its resourceVersion: splices
+    /// `"metadata":{"resourceVersion":"<rv>",...}` in front of the rest, a copy, so the
+    /// serialization itself happens before the store lock is taken.
+    pub fn from_prepared(prepared: Prepared, rv: u64) -> Self {
+        let Prepared {
+            key,
+            labels,
+            fields,
+            meta,
+            rest,
+        } = prepared;
+        let rv_text = rv.to_string();
+        let mut json = Vec::with_capacity(meta.len() + rest.len() + rv_text.len() + 40);
+        json.extend_from_slice(b"{\"metadata\":{\"resourceVersion\":\"");
+        json.extend_from_slice(rv_text.as_bytes());
+        json.push(b'"');
+        // `meta` and `rest` are `{...}`: keep their members and closing brace.
+        if meta.len() > 2 {
+            json.push(b',');
+            json.extend_from_slice(&meta[1..]);
+        } else {
+            json.push(b'}');
+        }
+        if rest.len() > 2 {
+            json.push(b',');
+            json.extend_from_slice(&rest[1..]);
+        } else {
+            json.push(b'}');
+        }
+        Self {
+            key,
+            rv,
+            json: Bytes::from(json),
+            labels,
+            fields,
+        }
+    }
+
     /// The object parsed back (for writes, conversions and tables).
     pub fn value(&self) -> Value {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+}
+
+/// An object serialized but for its resourceVersion, ready to be stored.
+#[derive(Debug)]
+pub struct Prepared {
+    pub key: ObjKey,
+    labels: LabelSet,
+    fields: FieldValues,
+    /// `metadata` without `resourceVersion`.
+    meta: Vec<u8>,
+    /// Everything but `metadata`.
+    rest: Vec<u8>,
+}
+
+impl Prepared {
+    pub fn new(mut object: Value, selectable: &Arc<[SelectableField]>) -> Self {
+        let key = ObjKey::new(meta_str(&object, "namespace"), meta_str(&object, "name"));
+        let labels = LabelSet::from_object(&object);
+        let fields = FieldValues::extract(selectable, &object);
+        let mut meta = match object.as_object_mut().and_then(|m| m.remove("metadata")) {
+            Some(Value::Object(meta)) => meta,
+            _ => serde_json::Map::new(),
+        };
+        meta.remove("resourceVersion");
+        Self {
+            key,
+            labels,
+            fields,
+            meta: serde_json::to_vec(&meta).unwrap_or_else(|_| b"{}".to_vec()),
+            rest: serde_json::to_vec(&object).unwrap_or_else(|_| b"{}".to_vec()),
+        }
     }
 }
 
@@ -179,6 +249,23 @@ mod tests {
         assert_eq!(labels.label("c"), None);
         let selector = trellis_selector::LabelSelector::parse("a=1,b in (2,3),!c").unwrap();
         assert!(selector.matches(&labels));
+    }
+
+    #[test]
+    fn prepared_objects_get_their_version_spliced_in() {
+        let fields = crate::fields::with_metadata(true, Vec::new());
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "n", "resourceVersion": "1", "labels": {"x": "y"}},
+            "data": {"k": "v"}});
+        let stored = StoredObject::from_prepared(Prepared::new(object.clone(), &fields), 42);
+        let mut expected = object;
+        expected["metadata"]["resourceVersion"] = json!("42");
+        assert_eq!(stored.value(), expected);
+        assert_eq!(stored.rv, 42);
+        assert_eq!(stored.key, ObjKey::new("n", "a"));
+        assert_eq!(stored.labels.label("x"), Some("y"));
+        let bare = StoredObject::from_prepared(Prepared::new(json!({}), &fields), 7);
+        assert_eq!(bare.value(), json!({"metadata": {"resourceVersion": "7"}}));
     }
 
     #[test]

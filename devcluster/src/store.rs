@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::fields::SelectableField;
-use crate::object::{ObjKey, StoredObject};
+use crate::object::{ObjKey, Prepared, StoredObject};
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,13 +456,18 @@ impl Tx<'_> {
     pub fn put(
         &mut self,
         table: &str,
-        mut object: Value,
+        object: Value,
         selectable: &Arc<[SelectableField]>,
     ) -> Arc<StoredObject> {
+        self.put_prepared(table, Prepared::new(object, selectable))
+    }
+
+    /// `put` for an object serialized before the transaction (the hot path: only a copy
+    /// happens under the lock).
+    pub fn put_prepared(&mut self, table: &str, prepared: Prepared) -> Arc<StoredObject> {
         self.state.rv += 1;
         let rv = self.state.rv;
-        set_resource_version(&mut object, rv);
-        let stored = Arc::new(StoredObject::new(&object, rv, selectable));
+        let stored = Arc::new(StoredObject::from_prepared(prepared, rv));
         let t = self.state.table(table);
         let prev = t.objects.insert(stored.key.clone(), stored.clone());
         let kind = if prev.is_some() {

@@ -26,7 +26,8 @@ use crate::defaults::{default_keys, default_namespace, default_object};
 use crate::managed::{ManagedFields, Part, Write};
 use crate::names::name_errors;
 use crate::object::{
-    ObjKey, finalizers, is_deleting, meta_mut, meta_str, name_suffix, new_uid, now_timestamp,
+    ObjKey, Prepared, finalizers, is_deleting, meta_mut, meta_str, name_suffix, new_uid,
+    now_timestamp,
 };
 use crate::patch::{PatchError, PatchType, apply_patch};
 use crate::registry::ResourceType;
@@ -108,6 +109,14 @@ enum Ownership {
 enum Mutation {
     Create(Value, Ownership),
     Update(Value, Ownership),
+}
+
+/// An object on its way into the store.
+enum Pending {
+    /// Kept as a value: its commit may turn into a deletion.
+    Value(Value),
+    /// Serialized ahead of the transaction.
+    Prepared(Prepared),
 }
 
 enum CommitError {
@@ -751,6 +760,10 @@ impl Cluster {
         } else {
             None
         };
+        let dry_run = opts
+            .dry_run
+            .then(|| Bytes::from(serde_json::to_vec(&object).unwrap_or_default()));
+        let prepared = Prepared::new(object, &resource.selectable);
         self.store.write(|tx| {
             if resource.namespaced {
                 check_namespace_open(tx, resource, &target.namespace, &target.name)?;
@@ -761,15 +774,15 @@ impl Cluster {
                     &target.name,
                 )));
             }
-            if opts.dry_run {
+            if let Some(body) = dry_run {
                 return Ok(Written {
                     code: 201,
-                    body: Bytes::from(serde_json::to_vec(&object).unwrap_or_default()),
+                    body,
                     warnings,
                     rv: None,
                 });
             }
-            let stored = tx.put(&table, object, &resource.selectable);
+            let stored = tx.put_prepared(&table, prepared);
             if let Some((key, types)) = crd_types {
                 self.with_registry(|r| r.set_custom(&key, types));
             }
@@ -801,25 +814,35 @@ impl Cluster {
         } else {
             None
         };
+        // Objects that may be finishing their deletion stay values (the transaction decides);
+        // everything else is serialized before taking the lock.
+        let may_finish = is_deleting(&object) && finalizers(&object).is_empty();
+        let dry_run = opts
+            .dry_run
+            .then(|| Bytes::from(serde_json::to_vec(&object).unwrap_or_default()));
+        let pending = if may_finish {
+            Pending::Value(object)
+        } else {
+            Pending::Prepared(Prepared::new(object, &resource.selectable))
+        };
         self.store.write(|tx| {
             if tx.get(&table, &key).map(|o| o.rv) != Some(expected) {
                 return Err(CommitError::Retry);
             }
-            if opts.dry_run {
+            if let Some(body) = dry_run {
                 return Ok(Written {
                     code: 200,
-                    body: Bytes::from(serde_json::to_vec(&object).unwrap_or_default()),
+                    body,
                     warnings,
                     rv: None,
                 });
             }
-            let finished = is_deleting(&object)
-                && finalizers(&object).is_empty()
-                && (!is_namespace(resource) || namespace_empty(tx, &target.name));
-            let stored = if finished {
+            let finished =
+                may_finish && (!is_namespace(resource) || namespace_empty(tx, &target.name));
+            let stored = if let (true, Pending::Value(object)) = (finished, &pending) {
                 let types = self.types_by_table();
                 let removed = tx
-                    .remove(&table, &key, Some(object), &resource.selectable)
+                    .remove(&table, &key, Some(object.clone()), &resource.selectable)
                     .ok_or(CommitError::Retry)?;
                 if is_crd(resource)
                     && let Some((key, _)) = &crd_types
@@ -832,7 +855,10 @@ impl Cluster {
                 }
                 removed
             } else {
-                let stored = tx.put(&table, object, &resource.selectable);
+                let stored = match pending {
+                    Pending::Prepared(prepared) => tx.put_prepared(&table, prepared),
+                    Pending::Value(object) => tx.put(&table, object, &resource.selectable),
+                };
                 if let Some((key, types)) = crd_types {
                     self.with_registry(|r| r.set_custom(&key, types));
                 }
