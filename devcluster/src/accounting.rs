@@ -9,7 +9,7 @@
 //! Resources are named as the real server's audit log names them: `pods`,
 //! `deployments.apps`, `pods/status`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -82,9 +82,14 @@ impl Snapshot {
     }
 }
 
+/// Write records kept: a long `trellis dev` session must not grow without bound. Older
+/// records are dropped; `seq` keeps counting, so a gap shows.
+pub const WRITE_LOG_CAPACITY: usize = 100_000;
+
 struct Inner {
     counters: Snapshot,
-    writes: Vec<WriteRecord>,
+    writes: VecDeque<WriteRecord>,
+    next_seq: u64,
 }
 
 /// The server's counters and write log.
@@ -98,7 +103,8 @@ impl Default for Accounting {
         Self {
             inner: Mutex::new(Inner {
                 counters: Snapshot::default(),
-                writes: Vec::new(),
+                writes: VecDeque::new(),
+                next_seq: 0,
             }),
             started: Instant::now(),
         }
@@ -161,8 +167,12 @@ impl Accounting {
     /// Appends to the write log, numbering the record.
     pub fn write(&self, mut record: WriteRecord) {
         let mut inner = self.lock();
-        record.seq = inner.writes.len() as u64;
-        inner.writes.push(record);
+        record.seq = inner.next_seq;
+        inner.next_seq += 1;
+        if inner.writes.len() == WRITE_LOG_CAPACITY {
+            inner.writes.pop_front();
+        }
+        inner.writes.push_back(record);
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -170,7 +180,7 @@ impl Accounting {
     }
 
     pub fn writes(&self) -> Vec<WriteRecord> {
-        self.lock().writes.clone()
+        self.lock().writes.iter().cloned().collect()
     }
 
     /// Zeroes the counters and empties the write log; open watches stay counted.
@@ -182,6 +192,7 @@ impl Accounting {
             ..Snapshot::default()
         };
         inner.writes.clear();
+        inner.next_seq = 0;
     }
 }
 
@@ -234,6 +245,19 @@ mod tests {
         assert_eq!(snapshot.requests("list", "pods"), 0);
         assert_eq!(snapshot.open_watches("pods"), 1, "open watches are a gauge");
         assert!(accounting.writes().is_empty());
+        for _ in 0..WRITE_LOG_CAPACITY + 5 {
+            accounting.write(record("patch"));
+        }
+        let writes = accounting.writes();
+        assert_eq!(writes.len(), WRITE_LOG_CAPACITY, "bounded");
+        assert_eq!(writes[0].seq, 5, "the oldest went first");
+        accounting.reset();
+        accounting.write(record("create"));
+        assert_eq!(
+            accounting.writes()[0].seq,
+            0,
+            "numbering restarts after a reset"
+        );
         accounting.watch_closed("pods");
         accounting.watch_closed("pods");
         assert_eq!(
