@@ -272,7 +272,7 @@ async fn idle_watches_get_bookmarks_and_end_at_their_timeout() {
         .metadata
         .resource_version
         .unwrap();
-    let mut stream = watch_from(&api, &WatchParams::default().timeout(2), &rv).await;
+    let mut stream = watch_from(&api, &WatchParams::default().timeout(5), &rv).await;
     let events = next_events(&mut stream, 2).await;
     assert!(events.iter().all(|e| matches!(e, WatchEvent::Bookmark(_))));
     if let WatchEvent::Bookmark(b) = &events[0] {
