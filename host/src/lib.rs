@@ -4,5 +4,7 @@
 //! `informer` -> `cache` -> `queue` -> `worker` -> `sandbox`, with `hostcalls` serving the
 //! guest's imports and `ops` running the process (config, CLI, metrics, health, leadership).
 
+pub mod cache;
+pub mod informer;
 pub mod queue;
 pub mod sandbox;
