@@ -1,0 +1,603 @@
+//! The queue's core: every state transition, synchronous, with the current time passed in.
+//!
+//! `queue.rs` wraps this in a mutex and adds waiting; everything that decides *what* happens to
+//! a key is here, so it can be read (and tested) without async. Each operation first calls
+//! [`QueueState::advance`], which moves keys whose delay has elapsed into the ready FIFOs and
+//! admits due retries that have a token. Doing this on every touch, rather than from a timer
+//! task, keeps ready order equal to the order keys became due: nothing can be pushed between a
+//! key's due time and its promotion without first promoting it.
+
+use super::config::{QueueConfig, QueueError};
+use super::delaying::{DelaySet, due_after};
+use super::entry::{Entry, Phase, Request};
+use super::fairness::Slot;
+use super::in_flight::{InFlight, InFlightStats};
+use super::key::QueueKey;
+use super::limiters::{Backoff, TokenBucket};
+use super::metrics::Recorder;
+use super::priority::{Levels, Priority};
+use super::rate_limiting::RetryGate;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What an add did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// The key had no pending work and now has some (queued, scheduled, or marked to run again
+    /// after its current worker finishes).
+    Queued,
+    /// The key already had pending work; the request was merged into it (dedup).
+    Merged,
+    /// The queue is shut down; nothing was recorded.
+    Refused,
+}
+
+/// How a worker's reconcile ended; decides what happens to the key next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Reconciled: the failure count resets; the key runs again only if re-added.
+    Success,
+    /// Reconciled, and the plugin asked to look again after this long (zero: as soon as
+    /// possible). The failure count resets.
+    RequeueAfter(Duration),
+    /// Failed: the failure count grows and the key is retried after its backoff, through the
+    /// retry bucket.
+    Retry,
+}
+
+/// Counts by phase, for tests, `/debug` endpoints and shutdown logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Ready at normal priority.
+    pub ready_normal: usize,
+    /// Ready at low priority.
+    pub ready_low: usize,
+    /// Waiting for a delay (requeue-after or backoff).
+    pub waiting: usize,
+    /// Due retries waiting for a retry token.
+    pub gated: usize,
+    /// Held by workers.
+    pub in_flight: usize,
+    /// Keys the queue holds any state for.
+    pub keys: usize,
+}
+
+pub(crate) struct Added {
+    pub(crate) outcome: AddOutcome,
+    /// Waiters should look again: a key became ready or the next deadline moved earlier.
+    pub(crate) wake: bool,
+}
+
+pub(crate) struct Taken<K> {
+    pub(crate) key: K,
+    pub(crate) priority: Priority,
+    pub(crate) requeues: u32,
+    pub(crate) queued_for: Duration,
+    /// Other keys are pending, so another waiter should look.
+    pub(crate) more: bool,
+}
+
+pub(crate) enum Take<K> {
+    Got(Taken<K>),
+    /// Nothing can be taken before this instant (`None`: until something is added).
+    Wait(Option<Instant>),
+    Closed,
+}
+
+#[derive(Default)]
+pub(crate) struct Finished {
+    pub(crate) worked: Option<Duration>,
+    pub(crate) wake: bool,
+    /// The queue is closed and no key is in flight any more.
+    pub(crate) drained: bool,
+}
+
+/// The structures a key can be placed in, kept apart from the entry map so that an entry can be
+/// updated while its key is (re)placed.
+#[derive(Debug)]
+struct Places<K: QueueKey> {
+    levels: Levels<K>,
+    delayed: DelaySet<K>,
+    gate: RetryGate<K>,
+    next_seq: u64,
+    recorder: Recorder,
+}
+
+impl<K: QueueKey> Places<K> {
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn ready(&mut self, key: K, priority: Priority, since: Instant, new_add: bool) -> Phase {
+        let seq = self.seq();
+        self.levels.push(priority, key, seq, since);
+        self.recorder.entered(priority, new_add);
+        Phase::Ready {
+            priority,
+            since,
+            seq,
+        }
+    }
+
+    fn gated(&mut self, key: K) -> Phase {
+        let seq = self.seq();
+        self.gate.push(Slot { key, seq });
+        Phase::Gated { seq }
+    }
+
+    /// Places a key due at `due`: the delay set if it is in the future, otherwise the retry gate
+    /// (a retry, when the gate is on) or the normal FIFO.
+    fn schedule(&mut self, key: K, due: Instant, retry: bool, now: Instant) -> Phase {
+        if due > now {
+            let seq = self.seq();
+            self.delayed.insert(due, seq, key);
+            Phase::Waiting { due, seq, retry }
+        } else if retry && self.gate.enabled() {
+            self.gated(key)
+        } else {
+            self.ready(key, Priority::Normal, due, true)
+        }
+    }
+
+    /// Takes the key out of the structure `phase` says it is in. Returns the key when the
+    /// structure gave it back (the delay set does; FIFOs leave a stale slot instead).
+    fn unlink(&mut self, phase: Phase) -> Option<K> {
+        match phase {
+            Phase::Ready { priority, seq, .. } => {
+                self.levels.unlink(priority, seq);
+                self.recorder.left(priority);
+                None
+            }
+            Phase::Waiting { due, seq, .. } => self.delayed.remove(due, seq),
+            Phase::Gated { .. } => {
+                self.gate.unlink();
+                None
+            }
+            Phase::InFlight { .. } => None,
+        }
+    }
+
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        match (self.delayed.next_due(), self.gate.next_admission(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.levels.live(Priority::Normal) > 0
+            || self.levels.live(Priority::Low) > 0
+            || self.delayed.len() > 0
+            || self.gate.live() > 0
+    }
+}
+
+impl Phase {
+    /// The placement id, for phases that sit in a FIFO or the delay set.
+    fn placement(&self) -> Option<u64> {
+        match *self {
+            Phase::Ready { seq, .. } | Phase::Waiting { seq, .. } | Phase::Gated { seq } => {
+                Some(seq)
+            }
+            Phase::InFlight { .. } => None,
+        }
+    }
+}
+
+/// Is `slot` the key's current placement (not a stale copy)?
+fn is_live<K: QueueKey>(entries: &HashMap<K, Entry>, slot: &Slot<K>) -> bool {
+    entries
+        .get(&slot.key)
+        .is_some_and(|e| e.phase.placement() == Some(slot.seq))
+}
+
+/// All of one queue's state.
+#[derive(Debug)]
+pub(crate) struct QueueState<K: QueueKey> {
+    entries: HashMap<K, Entry>,
+    places: Places<K>,
+    overall: Option<TokenBucket>,
+    backoff: Backoff,
+    in_flight: InFlight,
+    closed: bool,
+    refused_adds: u64,
+    /// Keys whose requested rerun was dropped because the queue had shut down.
+    dropped_redos: Vec<K>,
+}
+
+impl<K: QueueKey> QueueState<K> {
+    /// A queue for a config; validates it first.
+    pub(crate) fn new(
+        config: &QueueConfig,
+        recorder: Recorder,
+        now: Instant,
+    ) -> Result<Self, QueueError> {
+        config.validate()?;
+        let bucket = |limit: &Option<super::config::RateLimit>, field: &'static str| {
+            limit
+                .as_ref()
+                .map(|l| {
+                    TokenBucket::new(l, now).ok_or_else(|| QueueError::Invalid {
+                        plugin: config.plugin.clone(),
+                        field,
+                        problem: format!("{l:?} cannot be represented as a token bucket"),
+                    })
+                })
+                .transpose()
+        };
+        Ok(Self {
+            entries: HashMap::new(),
+            places: Places {
+                levels: Levels::new(config.fairness, config.aging),
+                delayed: DelaySet::default(),
+                gate: RetryGate::new(bucket(&config.retry_limit, "retry_limit")?),
+                next_seq: 0,
+                recorder,
+            },
+            overall: bucket(&config.overall_limit, "overall_limit")?,
+            backoff: Backoff::new(&config.backoff),
+            in_flight: InFlight::default(),
+            closed: false,
+            refused_adds: 0,
+            dropped_redos: Vec::new(),
+        })
+    }
+
+    /// Moves due keys forward: elapsed delays into the ready FIFOs (or the retry gate), and due
+    /// retries through the gate while tokens last.
+    pub(crate) fn advance(&mut self, now: Instant) {
+        let Self {
+            entries, places, ..
+        } = self;
+        while let Some((due, seq, key)) = places.delayed.pop_due(now) {
+            let Some(entry) = entries.get_mut(&key) else {
+                tracing::error!(?key, "delay set held a key with no entry; dropped");
+                continue;
+            };
+            let retry = match entry.phase {
+                Phase::Waiting { seq: s, retry, .. } if s == seq => retry,
+                phase => {
+                    tracing::error!(?key, ?phase, "delay set out of step with entry; skipped");
+                    continue;
+                }
+            };
+            entry.phase = if retry && places.gate.enabled() {
+                places.gated(key)
+            } else {
+                places.ready(key, Priority::Normal, due, true)
+            };
+        }
+        while let Some(slot) = places.gate.admit_one(now, |s| is_live(entries, s)) {
+            if let Some(entry) = entries.get_mut(&slot.key) {
+                entry.phase = places.ready(slot.key, Priority::Normal, now, true);
+            }
+        }
+    }
+
+    /// Adds `key` with `request` (see `entry.rs` for the merge rules).
+    pub(crate) fn add(&mut self, key: K, request: Request, now: Instant) -> Added {
+        self.add_with(key, now, |_| request)
+    }
+
+    /// Records a failure of `key` and schedules its retry after the backoff.
+    pub(crate) fn add_rate_limited(&mut self, key: K, now: Instant) -> Added {
+        let backoff = self.backoff.clone();
+        let recorder = self.places.recorder.clone();
+        self.add_with(key, now, |failures| {
+            *failures = failures.saturating_add(1);
+            recorder.retried();
+            Request::At {
+                due: due_after(now, backoff.delay(*failures)),
+                retry: true,
+            }
+        })
+    }
+
+    /// The shared add path; `request` sees (and may bump) the key's failure count.
+    fn add_with(
+        &mut self,
+        key: K,
+        now: Instant,
+        request: impl FnOnce(&mut u32) -> Request,
+    ) -> Added {
+        if self.closed {
+            self.refused_adds += 1;
+            tracing::debug!(?key, "queue shut down; add refused");
+            return Added {
+                outcome: AddOutcome::Refused,
+                wake: false,
+            };
+        }
+        self.advance(now);
+        let places = &mut self.places;
+        let added = match self.entries.entry(key) {
+            MapEntry::Vacant(vacant) => {
+                let mut failures = 0;
+                let request = request(&mut failures);
+                let key = vacant.key().clone();
+                let phase = match request {
+                    Request::Now(p) => places.ready(key, p, now, true),
+                    Request::At { due, retry } => places.schedule(key, due, retry, now),
+                };
+                vacant.insert(Entry { phase, failures });
+                Added {
+                    outcome: AddOutcome::Queued,
+                    wake: true,
+                }
+            }
+            MapEntry::Occupied(mut occupied) => {
+                let request = request(&mut occupied.get_mut().failures);
+                let key = occupied.key().clone();
+                merge(places, occupied.get_mut(), key, request, now)
+            }
+        };
+        self.compact_if_stale();
+        added
+    }
+
+    /// Resets `key`'s failure count (client-go's `Forget`).
+    pub(crate) fn forget(&mut self, key: &K) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.failures = 0;
+        }
+    }
+
+    /// `key`'s failure count (client-go's `NumRequeues`).
+    pub(crate) fn failures(&self, key: &K) -> u32 {
+        self.entries.get(key).map_or(0, |e| e.failures)
+    }
+
+    /// Hands the next ready key to a worker, or says how long to wait.
+    pub(crate) fn take(&mut self, now: Instant) -> Take<K> {
+        if self.closed {
+            return Take::Closed;
+        }
+        self.advance(now);
+        let Some(choice) = self.places.levels.choose(now) else {
+            return Take::Wait(self.places.next_deadline(now));
+        };
+        if let Some(limit) = &self.overall
+            && let Err(next_token) = limit.try_acquire()
+        {
+            return Take::Wait(Some(next_token));
+        }
+        let Self {
+            entries,
+            places,
+            in_flight,
+            ..
+        } = self;
+        let popped = places.levels.pop(choice, |slot| {
+            let entry = entries.get_mut(&slot.key)?;
+            match entry.phase {
+                Phase::Ready {
+                    seq,
+                    since,
+                    priority,
+                } if seq == slot.seq => {
+                    entry.phase = Phase::InFlight {
+                        started: now,
+                        slot: in_flight.start(now),
+                        redo: None,
+                    };
+                    Some((since, priority, entry.failures))
+                }
+                _ => None,
+            }
+        });
+        let Some((slot, (since, priority, requeues))) = popped else {
+            tracing::error!(?choice, "ready count said a key was ready but none was");
+            return Take::Wait(places.next_deadline(now));
+        };
+        places.recorder.left(priority);
+        Take::Got(Taken {
+            key: slot.key,
+            priority,
+            requeues,
+            queued_for: now.saturating_duration_since(since),
+            more: places.has_pending(),
+        })
+    }
+
+    /// A worker finished `key` with `outcome`; places whatever was requested meanwhile.
+    pub(crate) fn finish(&mut self, key: K, outcome: Outcome, now: Instant) -> Finished {
+        self.advance(now);
+        let Some(entry) = self.entries.get_mut(&key) else {
+            tracing::error!(?key, "finish for a key the queue does not hold; ignored");
+            return Finished::default();
+        };
+        let Phase::InFlight {
+            started,
+            slot,
+            redo,
+        } = entry.phase
+        else {
+            tracing::error!(?key, phase = ?entry.phase, "finish for a key not in flight; ignored");
+            return Finished::default();
+        };
+        self.in_flight.finish(slot);
+        let then =
+            |redo: Option<Request>, next: Request| Some(redo.map_or(next, |r| r.merge(next)));
+        let redo = match outcome {
+            Outcome::Success => {
+                entry.failures = 0;
+                redo
+            }
+            Outcome::RequeueAfter(delay) => {
+                entry.failures = 0;
+                let next = if delay.is_zero() {
+                    Request::Now(Priority::Normal)
+                } else {
+                    Request::At {
+                        due: due_after(now, delay),
+                        retry: false,
+                    }
+                };
+                then(redo, next)
+            }
+            Outcome::Retry => {
+                entry.failures = entry.failures.saturating_add(1);
+                self.places.recorder.retried();
+                let due = due_after(now, self.backoff.delay(entry.failures));
+                then(redo, Request::At { due, retry: true })
+            }
+        };
+        let worked = Some(now.saturating_duration_since(started));
+        let placed = match (self.closed, redo) {
+            (false, Some(Request::Now(p))) => Some(self.places.ready(key.clone(), p, now, true)),
+            (false, Some(Request::At { due, retry })) => {
+                Some(self.places.schedule(key.clone(), due, retry, now))
+            }
+            (true, Some(_)) => {
+                self.dropped_redos.push(key.clone());
+                None
+            }
+            (_, None) => None,
+        };
+        match placed {
+            Some(phase) => {
+                if let Some(entry) = self.entries.get_mut(&key) {
+                    entry.phase = phase;
+                }
+            }
+            None => {
+                self.entries.remove(&key);
+            }
+        }
+        Finished {
+            worked,
+            wake: placed.is_some(),
+            drained: self.closed && self.in_flight.count() == 0,
+        }
+    }
+
+    /// Stops intake and hand-out. Idempotent.
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    pub(crate) fn refused_adds(&self) -> u64 {
+        self.refused_adds
+    }
+
+    pub(crate) fn in_flight_count(&self) -> usize {
+        self.in_flight.count()
+    }
+
+    pub(crate) fn in_flight_stats(&self, now: Instant) -> InFlightStats {
+        self.in_flight.stats(now)
+    }
+
+    /// Keys still held by workers, and keys with work that will not run (queued, waiting,
+    /// gated, requested while held, or dropped at finish after shutdown). A key held *and* with
+    /// a requested rerun appears in both.
+    pub(crate) fn leftovers(&self) -> (Vec<K>, Vec<K>) {
+        let mut held = Vec::new();
+        let mut pending = self.dropped_redos.clone();
+        for (key, entry) in &self.entries {
+            match entry.phase {
+                Phase::InFlight { redo, .. } => {
+                    held.push(key.clone());
+                    if redo.is_some() {
+                        pending.push(key.clone());
+                    }
+                }
+                _ => pending.push(key.clone()),
+            }
+        }
+        (held, pending)
+    }
+
+    pub(crate) fn stats(&self) -> QueueStats {
+        QueueStats {
+            ready_normal: self.places.levels.live(Priority::Normal),
+            ready_low: self.places.levels.live(Priority::Low),
+            waiting: self.places.delayed.len(),
+            gated: self.places.gate.live(),
+            in_flight: self.in_flight.count(),
+            keys: self.entries.len(),
+        }
+    }
+
+    /// Drops stale FIFO slots once they outnumber live ones (see `priority.rs`).
+    fn compact_if_stale(&mut self) {
+        let entries = &self.entries;
+        for p in [Priority::Normal, Priority::Low] {
+            if self.places.levels.wants_compaction(p) {
+                self.places.levels.compact(p, |s| is_live(entries, s));
+            }
+        }
+        if self.places.gate.wants_compaction() {
+            self.places.gate.compact(|s| is_live(entries, s));
+        }
+    }
+}
+
+/// Merges `request` into an existing entry (the rules are in `entry.rs`).
+fn merge<K: QueueKey>(
+    places: &mut Places<K>,
+    entry: &mut Entry,
+    key: K,
+    request: Request,
+    now: Instant,
+) -> Added {
+    let merged = |wake| Added {
+        outcome: AddOutcome::Merged,
+        wake,
+    };
+    match (entry.phase, request) {
+        (
+            Phase::InFlight {
+                started,
+                slot,
+                redo,
+            },
+            request,
+        ) => {
+            entry.phase = Phase::InFlight {
+                started,
+                slot,
+                redo: Some(redo.map_or(request, |r| r.merge(request))),
+            };
+            Added {
+                outcome: if redo.is_none() {
+                    AddOutcome::Queued
+                } else {
+                    AddOutcome::Merged
+                },
+                wake: false,
+            }
+        }
+        (
+            old @ Phase::Ready {
+                priority, since, ..
+            },
+            Request::Now(p),
+        ) if p > priority => {
+            places.unlink(old);
+            entry.phase = places.ready(key, p, since, false);
+            merged(true)
+        }
+        (Phase::Ready { .. }, _) => merged(false),
+        (old @ (Phase::Waiting { .. } | Phase::Gated { .. }), Request::Now(p)) => {
+            let key = places.unlink(old).unwrap_or(key);
+            entry.phase = places.ready(key, p, now, true);
+            merged(true)
+        }
+        (old @ Phase::Waiting { due: current, .. }, Request::At { due, retry })
+            if due < current =>
+        {
+            let key = places.unlink(old).unwrap_or(key);
+            entry.phase = places.schedule(key, due, retry, now);
+            merged(true)
+        }
+        (Phase::Waiting { .. } | Phase::Gated { .. }, Request::At { .. }) => merged(false),
+    }
+}
