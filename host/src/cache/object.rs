@@ -43,7 +43,10 @@ impl JsonText {
 }
 
 impl From<String> for JsonText {
-    fn from(text: String) -> Self {
+    /// Drops spare capacity first: `Bytes` keeps a `Vec`'s whole allocation, and a transformed
+    /// object is built in a buffer sized for the untransformed one (often twice its size).
+    fn from(mut text: String) -> Self {
+        text.shrink_to_fit();
         Self(Bytes::from(text.into_bytes()))
     }
 }

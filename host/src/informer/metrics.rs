@@ -61,6 +61,7 @@ pub struct InformerMetrics {
     relists: Family<InformerLabels, Counter>,
     restarts: Family<InformerLabels, Counter>,
     sync_duration: HistogramFamily,
+    event_handling: HistogramFamily,
     subscribers: Family<InformerLabels, Gauge>,
 }
 
@@ -68,6 +69,11 @@ impl std::fmt::Debug for InformerMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("InformerMetrics")
     }
+}
+
+/// 1 µs .. ~0.5 s: handling one event is microseconds; the tail shows a slow sink or lock.
+fn event_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1e-6, 2.0, 20))
 }
 
 fn sync_histogram() -> Histogram {
@@ -84,6 +90,7 @@ impl InformerMetrics {
             relists: Family::default(),
             restarts: Family::default(),
             sync_duration: Family::new_with_constructor(sync_histogram),
+            event_handling: Family::new_with_constructor(event_histogram),
             subscribers: Family::default(),
         };
         registry.register(
@@ -117,6 +124,11 @@ impl InformerMetrics {
             metrics.sync_duration.clone(),
         );
         registry.register(
+            "trellis_informer_event_handling_seconds",
+            "Time to apply one watch event to the cache and hand its keys to every subscriber",
+            metrics.event_handling.clone(),
+        );
+        registry.register(
             "trellis_informer_subscribers",
             "Plugin subscriptions sharing an informer",
             metrics.subscribers.clone(),
@@ -145,6 +157,7 @@ impl InformerMetrics {
             relists: self.relists.get_or_create(labels).clone(),
             restarts: self.restarts.get_or_create(labels).clone(),
             sync_duration: self.sync_duration.get_or_create(labels).clone(),
+            event_handling: self.event_handling.get_or_create(labels).clone(),
             subscribers: self.subscribers.get_or_create(labels).clone(),
         }
     }
@@ -168,6 +181,7 @@ impl InformerMetrics {
         self.relists.remove(labels);
         self.restarts.remove(labels);
         self.sync_duration.remove(labels);
+        self.event_handling.remove(labels);
         self.subscribers.remove(labels);
     }
 }
@@ -184,6 +198,7 @@ pub(crate) struct InformerSeries {
     pub relists: Counter,
     pub restarts: Counter,
     pub sync_duration: Histogram,
+    pub event_handling: Histogram,
     pub subscribers: Gauge,
 }
 

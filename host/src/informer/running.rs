@@ -172,8 +172,10 @@ pub(crate) async fn run<const META: bool>(
                 let Some((scope, item)) = item else { break };
                 match item {
                     WatchItem::Event(event) => {
+                        let received = Instant::now();
                         let state = &mut states[scope];
                         apply.event(state, event);
+                        informer.series.event_handling.observe(received.elapsed().as_secs_f64());
                         if !synced && states.iter().all(|s| s.listed) {
                             synced = true;
                             let took = started.elapsed();
