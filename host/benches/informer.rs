@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench -p trellis-host --bench informer
 //! # smaller: INFORMER_BENCH_PODS=10000 INFORMER_BENCH_SECONDS=5 cargo bench -p trellis-host --bench informer
+//! # latency only, more rounds: INFORMER_BENCH_PODS=0 INFORMER_BENCH_ROUNDS=5 cargo bench ...
 //! ```
 //!
 //! One devcluster (in this process, on its own runtime) holds the Pods; each sync variant runs
@@ -119,6 +120,7 @@ fn parent() {
     let pods = env("INFORMER_BENCH_PODS", 100_000);
     let seconds = env("INFORMER_BENCH_SECONDS", 10);
     let rate = env("INFORMER_BENCH_RATE", 500);
+    let rounds = env("INFORMER_BENCH_ROUNDS", 3);
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -138,7 +140,13 @@ fn parent() {
         "informer benchmark: {pods} Pods seeded in {:.1}s; latency at {rate} updates/s for {seconds}s",
         started.elapsed().as_secs_f64()
     );
+    if pods > 0 {
+        sync_section(&cluster, pods);
+    }
+    latency_section(&cluster, rate, seconds, rounds);
+}
 
+fn sync_section(cluster: &DevCluster, pods: usize) {
     println!("\n## Sync of {pods} Pods (each variant in its own process)\n");
     println!(
         "| variant | time to sync | heap after sync | bytes/Pod | peak heap during sync | peak RSS growth |"
@@ -197,7 +205,9 @@ fn parent() {
             );
         }
     }
+}
 
+fn latency_section(cluster: &DevCluster, rate: usize, seconds: usize, rounds: usize) {
     println!(
         "\n## Event-to-enqueue latency, {rate} updates/s for {seconds}s over 1000 ConfigMaps\n"
     );
@@ -227,18 +237,21 @@ fn parent() {
             .unwrap();
             api.create(&PostParams::default(), &cm).await.unwrap();
         }
-        for subscribers in [1, 10] {
-            let samples = latency_trellis(client.clone(), subscribers, rate, seconds).await;
-            report(
-                &format!("trellis informer, {subscribers} subscriber(s)"),
-                samples,
-            );
+        // Rounds alternate the consumers, so a slow phase of the machine or of a connection
+        // shows in every consumer's rows rather than in one.
+        for round in 1..=rounds {
+            for subscribers in [1, 10] {
+                let samples = latency_trellis(client.clone(), subscribers, rate, seconds).await;
+                report(
+                    &format!("round {round}: trellis, {subscribers} subscriber(s)"),
+                    samples,
+                );
+            }
+            let samples = latency_reflector(client.clone(), rate, seconds).await;
+            report(&format!("round {round}: kube-runtime reflector"), samples);
         }
-        let samples = latency_reflector(client.clone(), rate, seconds).await;
-        report("kube-runtime reflector + watcher", samples);
     });
     drop(host);
-    drop(cluster);
 }
 
 fn mib(bytes: usize) -> f64 {

@@ -17,8 +17,8 @@
 //! Fairness is off by default: it costs one more hash lookup per add and take (measured in
 //! docs/benchmarks/queue.md).
 
-use super::key::QueueKey;
-use std::collections::{HashMap, VecDeque};
+use super::key::{KeyMap, QueueKey};
+use std::collections::VecDeque;
 
 /// One placement of a key in a FIFO; `seq` identifies the placement.
 #[derive(Debug)]
@@ -97,7 +97,7 @@ fn pop_accepted_plain<K, R>(
 #[derive(Debug)]
 pub(crate) struct FairFifo<K: QueueKey> {
     /// Invariant: every group here has a non-empty FIFO and appears exactly once in `ring`.
-    groups: HashMap<K::Group, VecDeque<Slot<K>>>,
+    groups: KeyMap<K::Group, VecDeque<Slot<K>>>,
     ring: VecDeque<K::Group>,
     len: usize,
 }
@@ -105,7 +105,7 @@ pub(crate) struct FairFifo<K: QueueKey> {
 impl<K: QueueKey> Default for FairFifo<K> {
     fn default() -> Self {
         Self {
-            groups: HashMap::new(),
+            groups: KeyMap::default(),
             ring: VecDeque::new(),
             len: 0,
         }

@@ -12,12 +12,11 @@ use super::delaying::{DelaySet, due_after};
 use super::entry::{Entry, Phase, Request};
 use super::fairness::Slot;
 use super::in_flight::{InFlight, InFlightStats};
-use super::key::QueueKey;
+use super::key::{KeyMap, QueueKey};
 use super::limiters::{Backoff, TokenBucket};
 use super::metrics::Recorder;
 use super::priority::{Levels, Priority};
 use super::rate_limiting::RetryGate;
-use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -188,7 +187,7 @@ impl Phase {
 }
 
 /// Is `slot` the key's current placement (not a stale copy)?
-fn is_live<K: QueueKey>(entries: &HashMap<K, Entry>, slot: &Slot<K>) -> bool {
+fn is_live<K: QueueKey>(entries: &KeyMap<K, Entry>, slot: &Slot<K>) -> bool {
     entries
         .get(&slot.key)
         .is_some_and(|e| e.phase.placement() == Some(slot.seq))
@@ -197,7 +196,7 @@ fn is_live<K: QueueKey>(entries: &HashMap<K, Entry>, slot: &Slot<K>) -> bool {
 /// All of one queue's state.
 #[derive(Debug)]
 pub(crate) struct QueueState<K: QueueKey> {
-    entries: HashMap<K, Entry>,
+    entries: KeyMap<K, Entry>,
     places: Places<K>,
     overall: Option<TokenBucket>,
     backoff: Backoff,
@@ -229,7 +228,7 @@ impl<K: QueueKey> QueueState<K> {
                 .transpose()
         };
         Ok(Self {
-            entries: HashMap::new(),
+            entries: KeyMap::default(),
             places: Places {
                 levels: Levels::new(config.fairness, config.aging),
                 delayed: DelaySet::default(),
@@ -405,19 +404,25 @@ impl<K: QueueKey> QueueState<K> {
     /// A worker finished `key` with `outcome`; places whatever was requested meanwhile.
     pub(crate) fn finish(&mut self, key: K, outcome: Outcome, now: Instant) -> Finished {
         self.advance(now);
-        let Some(entry) = self.entries.get_mut(&key) else {
-            tracing::error!(?key, "finish for a key the queue does not hold; ignored");
-            return Finished::default();
+        // One hash lookup for the whole finish: the occupied entry is updated or removed.
+        let mut occupied = match self.entries.entry(key) {
+            MapEntry::Occupied(occupied) => occupied,
+            MapEntry::Vacant(vacant) => {
+                tracing::error!(key = ?vacant.key(), "finish for a key the queue does not hold; ignored");
+                return Finished::default();
+            }
         };
         let Phase::InFlight {
             started,
             slot,
             redo,
-        } = entry.phase
+        } = occupied.get().phase
         else {
+            let (key, entry) = (occupied.key(), occupied.get());
             tracing::error!(?key, phase = ?entry.phase, "finish for a key not in flight; ignored");
             return Finished::default();
         };
+        let entry = occupied.get_mut();
         self.in_flight.finish(slot);
         let then =
             |redo: Option<Request>, next: Request| Some(redo.map_or(next, |r| r.merge(next)));
@@ -445,30 +450,30 @@ impl<K: QueueKey> QueueState<K> {
                 then(redo, Request::At { due, retry: true })
             }
         };
-        let worked = Some(now.saturating_duration_since(started));
         let placed = match (self.closed, redo) {
-            (false, Some(Request::Now(p))) => Some(self.places.ready(key.clone(), p, now, true)),
+            (false, Some(Request::Now(p))) => {
+                Some(self.places.ready(occupied.key().clone(), p, now, true))
+            }
             (false, Some(Request::At { due, retry })) => {
-                Some(self.places.schedule(key.clone(), due, retry, now))
+                Some(
+                    self.places
+                        .schedule(occupied.key().clone(), due, retry, now),
+                )
             }
             (true, Some(_)) => {
-                self.dropped_redos.push(key.clone());
+                self.dropped_redos.push(occupied.key().clone());
                 None
             }
             (_, None) => None,
         };
         match placed {
-            Some(phase) => {
-                if let Some(entry) = self.entries.get_mut(&key) {
-                    entry.phase = phase;
-                }
-            }
+            Some(phase) => occupied.get_mut().phase = phase,
             None => {
-                self.entries.remove(&key);
+                occupied.remove();
             }
         }
         Finished {
-            worked,
+            worked: Some(now.saturating_duration_since(started)),
             wake: placed.is_some(),
             drained: self.closed && self.in_flight.count() == 0,
         }
