@@ -219,7 +219,9 @@ fn kube_applier(
         let input = futures::stream::iter(refs.into_iter().map(Ok::<_, Infallible>))
             .chain(futures::stream::pending());
         let results = applier(
-            |_obj, _ctx: Arc<()>| std::future::ready(Ok::<_, std::io::Error>(Action::await_change())),
+            |_obj, _ctx: Arc<()>| {
+                std::future::ready(Ok::<_, std::io::Error>(Action::await_change()))
+            },
             |_obj, _err, _ctx| Action::await_change(),
             Arc::new(()),
             store,
@@ -299,7 +301,11 @@ fn add_take_done(c: &mut Criterion) {
         })
     });
     g.bench_function("kube_scheduler/add_take", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| kube_scheduler_add_take(&rt, &keys, n)).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| kube_scheduler_add_take(&rt, &keys, n))
+                .sum()
+        })
     });
     g.finish();
 }
@@ -345,7 +351,9 @@ fn memory(_c: &mut Criterion) {
     let n = key_count();
     let keys = keys(n);
     let per_key = |bytes: isize| bytes as f64 / n as f64;
-    let report = |what: &str, bytes: isize| println!("memory/{what}: {:.1} bytes per queued key", per_key(bytes));
+    let report = |what: &str, bytes: isize| {
+        println!("memory/{what}: {:.1} bytes per queued key", per_key(bytes))
+    };
 
     for (what, fairness, delayed) in [
         ("trellis/ready", false, false),

@@ -5,6 +5,10 @@
 //! guest's imports and `ops` running the process (config, CLI, metrics, health, leadership).
 
 pub mod cache;
+pub mod hostcalls;
 pub mod informer;
+pub mod ops;
+pub mod permissions;
 pub mod queue;
 pub mod sandbox;
+pub mod worker;

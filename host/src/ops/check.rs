@@ -1,0 +1,1 @@
+//! `trellis check`: config, components and permissions validated without starting (issue 6).

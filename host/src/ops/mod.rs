@@ -1,0 +1,10 @@
+//! Running the process: config, CLI commands, metrics and health endpoints, leadership.
+//!
+//! Everything here is about operating the host; none of it is on the data path of DESIGN.md's
+//! diagram, which the other top-level modules own.
+
+pub mod check;
+pub mod config;
+pub mod http;
+pub mod leader;
+pub mod rbac;

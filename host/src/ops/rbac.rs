@@ -1,0 +1,1 @@
+//! Least-privilege RBAC for a config (`trellis rbac`, issue 6).
