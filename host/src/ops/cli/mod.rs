@@ -172,8 +172,9 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Exit {
     let terminal = dev::Terminal::stderr();
     if let Err(error) = logging::init(cli.log_format, terminal.clone()) {
+        // A malformed RUST_LOG: the user's input, like a bad option.
         eprintln!("error: {error}");
-        return Exit::Runtime;
+        return Exit::Usage;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
