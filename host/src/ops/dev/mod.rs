@@ -21,7 +21,10 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use trellis_devcluster::{DevCluster, DevClusterOptions, KUBERNETES_VERSION};
 
-pub use fixtures::{DEFAULT_FIXTURES, FixtureError, Seeded};
+pub use fixtures::{
+    DEFAULT_FIXTURES, FixtureError, Seeded, seed as seed_fixtures,
+    write_defaults as write_default_fixtures,
+};
 pub use progress::{Progress, ProgressMode, report};
 pub use state::{DEV_CONFIG, StateError, StatePaths};
 pub use terminal::Terminal;
