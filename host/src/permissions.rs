@@ -93,6 +93,10 @@ pub struct ReadGrant {
     /// Empty: all namespaces and cluster-scoped objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// The kind's resource name (`networkpolicies`), for `trellis rbac` only: needed when it is
+    /// not the regular English plural of the kind, as for some CRDs. None: derived from `kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plural: Option<String>,
 }
 
 /// Write access to one kind, for some verbs.
@@ -105,6 +109,9 @@ pub struct WriteGrant {
     /// Empty: all namespaces and cluster-scoped objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// As [`ReadGrant::plural`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plural: Option<String>,
 }
 
 /// Everything one plugin is granted.
