@@ -148,6 +148,11 @@ impl FieldPath {
         path
     }
 
+    /// Drops the last segment; false at the root.
+    pub(crate) fn pop(&mut self) -> bool {
+        self.0.pop().is_some()
+    }
+
     pub(crate) fn segments(&self) -> &[Segment] {
         &self.0
     }

@@ -98,6 +98,9 @@ pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Config, ConfigErrors>
     let names = plugin_names(doc.value());
 
     let plugin_count = check_shape(doc.value(), &mut faults);
+    if !doc.value().is_mapping() {
+        return Err(faults.finish(file, &names, |path| doc.locate(path)));
+    }
     let raw_host = match doc.extract::<Option<RawHost>>(&root.key("host")) {
         Ok(raw) => raw.flatten().unwrap_or_default(),
         Err(fault) => {
@@ -108,20 +111,22 @@ pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Config, ConfigErrors>
     let host = host::validate(raw_host, &root.key("host"), &dir, &mut faults);
 
     let mut plugins = Vec::new();
+    let mut claims = Vec::new();
     for i in 0..plugin_count {
         let path = root.key("plugins").index(i);
         match doc.extract::<RawPlugin>(&path) {
             Ok(Some(raw)) => {
+                claims.push(Claims::of(&path, &raw));
                 if let Some(plugin) = plugin::validate(raw, &path, &dir, &host.engine, &mut faults)
                 {
-                    plugins.push((path, plugin));
+                    plugins.push(plugin);
                 }
             }
             Ok(None) => {}
             Err(fault) => faults.add(fault),
         }
     }
-    check_across_plugins(&plugins, &mut faults);
+    check_claims(&claims, &mut faults);
 
     if !faults.is_empty() {
         return Err(faults.finish(file, &names, |path| doc.locate(path)));
@@ -129,7 +134,7 @@ pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Config, ConfigErrors>
     Ok(Config {
         path: absolute,
         host,
-        plugins: plugins.into_iter().map(|(_, p)| p).collect(),
+        plugins,
     })
 }
 
@@ -210,65 +215,85 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// What must hold between plugins: unique names and field managers (server-side apply tells
-/// writers apart by field manager), one plural per kind.
-fn check_across_plugins(plugins: &[(FieldPath, PluginConfig)], faults: &mut Faults) {
-    let mut names: BTreeMap<&str, &FieldPath> = BTreeMap::new();
-    let mut managers: BTreeMap<&str, &FieldPath> = BTreeMap::new();
-    for (path, plugin) in plugins {
-        if let Some(first) = names.insert(&plugin.name, path) {
-            names.insert(&plugin.name, first);
+/// What a plugin claims that others must not claim differently: checked on every plugin that
+/// parsed, valid or not, so that a duplicate is reported with the plugin's other mistakes.
+struct Claims {
+    path: FieldPath,
+    name: String,
+    field_manager: String,
+    /// `plural:` of each grant: (kind, plural, the grant's path).
+    plurals: Vec<(crate::cache::Gvk, String, FieldPath)>,
+}
+
+impl Claims {
+    fn of(path: &FieldPath, raw: &RawPlugin) -> Self {
+        let grants = path.key("permissions");
+        let read = raw
+            .permissions
+            .read
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.gvk(), g.plural.clone(), grants.key("read").index(i)));
+        let write = raw
+            .permissions
+            .write
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.gvk(), g.plural.clone(), grants.key("write").index(i)));
+        Self {
+            path: path.clone(),
+            name: raw.name.clone(),
+            field_manager: plugin::field_manager(raw),
+            plurals: read
+                .chain(write)
+                .filter_map(|(gvk, plural, at)| plural.map(|p| (gvk, p, at)))
+                .collect(),
+        }
+    }
+}
+
+/// Unique names and field managers (server-side apply tells writers apart by field manager),
+/// one plural per kind.
+fn check_claims(claims: &[Claims], faults: &mut Faults) {
+    for (later, claim) in claims.iter().enumerate() {
+        let earlier = &claims[..later];
+        if let Some(first) = earlier.iter().find(|c| c.name == claim.name) {
             faults.push(
-                path.key("name"),
+                claim.path.key("name"),
                 format!(
-                    "{:?} is also the name of {first}: names must be unique",
-                    plugin.name
+                    "{:?} is also the name of {}: names must be unique",
+                    claim.name, first.path
                 ),
             );
         }
-        if let Some(first) = managers.insert(&plugin.field_manager, path) {
-            managers.insert(&plugin.field_manager, first);
+        // Equal names have equal default field managers: one mistake, reported once.
+        let same_manager =
+            |c: &&Claims| c.field_manager == claim.field_manager && c.name != claim.name;
+        if let Some(first) = earlier.iter().find(same_manager) {
             faults.push(
-                path.key("fieldManager"),
+                claim.path.key("fieldManager"),
                 format!(
-                    "{:?} is also the field manager of {first}: each plugin needs its own, so \
-                     that server-side apply tells their fields apart",
-                    plugin.field_manager
+                    "{:?} is also the field manager of {}: each plugin needs its own, so that \
+                     server-side apply tells their fields apart",
+                    claim.field_manager, first.path
                 ),
             );
         }
     }
-    let mut plurals: BTreeMap<crate::cache::Gvk, (&str, FieldPath)> = BTreeMap::new();
-    for (path, plugin) in plugins {
-        let read = plugin.permissions.read.iter().enumerate().map(|(i, g)| {
-            (
-                g.gvk(),
-                g.plural.as_deref(),
-                path.key("permissions").key("read").index(i),
-            )
-        });
-        let write = plugin.permissions.write.iter().enumerate().map(|(i, g)| {
-            (
-                g.gvk(),
-                g.plural.as_deref(),
-                path.key("permissions").key("write").index(i),
-            )
-        });
-        for (gvk, plural, at) in read.chain(write) {
-            let Some(plural) = plural else { continue };
-            match plurals.get(&gvk) {
-                Some((first, first_at)) if *first != plural => faults.push(
-                    at.key("plural"),
-                    format!(
-                        "{plural:?}, but {first_at} gives {} the plural {first:?}: one kind has \
-                         one resource name",
-                        grants::kind_name(&gvk)
-                    ),
+    let mut plurals: BTreeMap<&crate::cache::Gvk, (&str, &FieldPath)> = BTreeMap::new();
+    for (gvk, plural, at) in claims.iter().flat_map(|c| &c.plurals) {
+        match plurals.get(gvk) {
+            Some((first, first_at)) if first != plural => faults.push(
+                at.key("plural"),
+                format!(
+                    "{plural:?}, but {first_at} gives {} the plural {first:?}: one kind has one \
+                     resource name",
+                    grants::kind_name(gvk)
                 ),
-                Some(_) => {}
-                None => {
-                    plurals.insert(gvk, (plural, at));
-                }
+            ),
+            Some(_) => {}
+            None => {
+                plurals.insert(gvk, (plural, at));
             }
         }
     }

@@ -110,25 +110,21 @@ pub(crate) fn validate(
     if let Err(why) = readable_file(&component) {
         faults.push(base.key("component"), why);
     }
-    let field_manager = match raw.field_manager {
-        None => format!("trellis-{}", raw.name),
-        Some(manager) => {
-            if manager.is_empty()
-                || manager.len() > MAX_FIELD_MANAGER
-                || manager.chars().any(char::is_control)
-            {
-                faults.push(
-                    base.key("fieldManager"),
-                    format!(
-                        "{manager:?} must be 1 to {MAX_FIELD_MANAGER} printable characters; \
-                         leave it out for trellis-{}",
-                        raw.name
-                    ),
-                );
-            }
-            manager
-        }
-    };
+    let field_manager = field_manager(&raw);
+    if raw.field_manager.is_some()
+        && (field_manager.is_empty()
+            || field_manager.len() > MAX_FIELD_MANAGER
+            || field_manager.chars().any(char::is_control))
+    {
+        faults.push(
+            base.key("fieldManager"),
+            format!(
+                "{field_manager:?} must be 1 to {MAX_FIELD_MANAGER} printable characters; \
+                 leave it out for trellis-{}",
+                raw.name
+            ),
+        );
+    }
     if !(1..=MAX_WORKERS).contains(&raw.workers) {
         faults.push(
             base.key("workers"),
@@ -196,6 +192,13 @@ pub(crate) fn validate(
         degraded_after: Duration::from_secs(raw.degraded_after_seconds),
         permissions,
     })
+}
+
+/// The configured field manager, or `trellis-<name>`.
+pub(crate) fn field_manager(raw: &RawPlugin) -> String {
+    raw.field_manager
+        .clone()
+        .unwrap_or_else(|| format!("trellis-{}", raw.name))
 }
 
 fn watch(config: &WatchConfig, path: &FieldPath, faults: &mut Faults) -> Option<Watch> {

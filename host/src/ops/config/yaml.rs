@@ -96,9 +96,17 @@ fn fault(path: FieldPath, error: &serde_norway::Error) -> Fault {
             message = stripped.to_string();
         }
     }
-    let prefix = format!("{path}: ");
-    if let Some(stripped) = message.strip_prefix(&prefix) {
-        message = stripped.to_string();
+    // serde_norway prefixes the path of the node it was at, which may be an ancestor of the
+    // tracked path (an unknown key is tracked as a child of its mapping).
+    let mut ancestor = path.clone();
+    loop {
+        if let Some(stripped) = message.strip_prefix(&format!("{ancestor}: ")) {
+            message = stripped.to_string();
+            break;
+        }
+        if !ancestor.pop() {
+            break;
+        }
     }
     Fault {
         path,
