@@ -1585,3 +1585,22 @@ fn paths_resolve_against_the_config_files_directory() {
     );
     assert!(Path::new(&config.plugins[0].component).is_file());
 }
+
+/// The example in docs/config.md is a valid config.
+#[test]
+fn the_documented_example_loads() {
+    let docs = std::fs::read_to_string("../docs/config.md").unwrap();
+    let example = docs
+        .split("## A complete example")
+        .nth(1)
+        .and_then(|rest| rest.split("```yaml\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("docs/config.md has a complete example");
+    let f = Fixture::new();
+    let component = f.dir.path().join("plugins/namespace-defaults.wasm");
+    std::fs::write(&component, b"x").unwrap();
+    let config = f.parse(example).unwrap();
+    assert_eq!(config.plugins[0].name, "namespace-defaults");
+    assert_eq!(config.plugins[0].workers, 2);
+    assert!(config.host.leader_election.is_some());
+}
