@@ -25,6 +25,9 @@
 //!       verbs: [apply, delete]
 //!   events: true
 //! ```
+//!
+//! A grant may also name its kind's resource (`plural: cacti`), which only `trellis rbac` reads:
+//! needed for CRDs whose plural is not the regular English plural of their kind.
 
 use serde::{Deserialize, Serialize};
 
@@ -264,6 +267,19 @@ mod tests {
         assert!(!p.may_write(Verb::Delete, &np, Some("a")));
         assert!(!p.may_write(Verb::Apply, &np, Some("b")));
         assert!(!p.may_write(Verb::Apply, &Gvk::new("", "v1", "ResourceQuota"), Some("a")));
+    }
+
+    #[test]
+    fn a_plural_is_optional_and_only_names_the_resource() {
+        let p = permissions(
+            "read: [{apiVersion: example.com/v1, kind: Cactus, plural: cacti}]\n\
+             write: [{apiVersion: example.com/v1, kind: Cactus, verbs: [create]}]",
+        );
+        assert_eq!(p.read[0].plural.as_deref(), Some("cacti"));
+        assert_eq!(p.write[0].plural, None);
+        let cactus = Gvk::new("example.com", "v1", "Cactus");
+        assert!(p.may_read(&cactus, Some("a")));
+        assert!(p.may_write(Verb::Create, &cactus, Some("a")));
     }
 
     #[test]

@@ -1604,3 +1604,19 @@ fn the_documented_example_loads() {
     assert_eq!(config.plugins[0].workers, 2);
     assert!(config.host.leader_election.is_some());
 }
+
+/// A read grant with a bad namespace is one mistake, not also an uncovered read.
+#[test]
+fn a_bad_grant_namespace_is_reported_once() {
+    let f = Fixture::new();
+    let text = minimal_with(
+        "    permissions:\n      read: [{apiVersion: v1, kind: ConfigMap, namespaces: [Bad]}]\n",
+    );
+    let e = f.error(&text);
+    assert_error(
+        &e,
+        "plugins[0] (a).permissions.read[0].namespaces[0]",
+        Some((6, 61)),
+        "\"Bad\" must consist of lower case alphanumerics",
+    );
+}

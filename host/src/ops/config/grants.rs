@@ -38,7 +38,7 @@ pub(crate) fn validate(
 ) {
     for (i, grant) in permissions.read.iter().enumerate() {
         let path = base.key("read").index(i);
-        let kind_ok = check_kind(
+        let usable = check_kind(
             &grant.api_version,
             &grant.kind,
             &grant.namespaces,
@@ -57,7 +57,7 @@ pub(crate) fn validate(
                 ),
             );
         }
-        if kind_ok && let Err(why) = covered(&gvk, &grant.namespaces, watches) {
+        if usable && let Err(why) = covered(&gvk, &grant.namespaces, watches) {
             faults.push(path, why);
         }
     }
@@ -97,7 +97,8 @@ pub(crate) fn validate(
 }
 
 /// The same rules as a watch's `apiVersion`, `kind` and `namespaces` (the informer's, so the
-/// messages are the same too). Returns whether the kind itself is usable.
+/// messages are the same too). Returns whether all three are usable (coverage is checked only
+/// then, so one mistake is not reported twice).
 fn check_kind(
     api_version: &str,
     kind: &str,
@@ -108,13 +109,11 @@ fn check_kind(
     let mut probe = WatchConfig::new(api_version, kind);
     probe.namespaces = namespaces.to_vec();
     let errors = probe.validate().err().unwrap_or_default();
-    let kind_ok = !errors
-        .iter()
-        .any(|e| e.field == "apiVersion" || e.field == "kind");
+    let ok = errors.is_empty();
     for e in errors {
         faults.push(path.join(&e.field), e.message);
     }
-    kind_ok
+    ok
 }
 
 fn check_plural(plural: Option<&str>, path: &FieldPath, faults: &mut Faults) {
