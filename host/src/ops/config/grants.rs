@@ -32,7 +32,7 @@ pub(crate) fn scope_name(namespaces: &[String]) -> String {
 /// (`watch`, `secondary[0]`), and normalizes write verbs (sorted, unique).
 pub(crate) fn validate(
     permissions: &mut Permissions,
-    watches: &[(&str, &Watch)],
+    watches: &[(String, &Watch)],
     base: &FieldPath,
     faults: &mut Faults,
 ) {
@@ -129,8 +129,9 @@ fn check_plural(plural: Option<&str>, path: &FieldPath, faults: &mut Faults) {
 
 /// Whether the watches of `kind` bring into the cache every object a read grant of
 /// `namespaces` allows (empty: all namespaces).
-fn covered(kind: &Gvk, namespaces: &[String], watches: &[(&str, &Watch)]) -> Result<(), String> {
-    let of_kind: Vec<&(&str, &Watch)> = watches.iter().filter(|(_, w)| w.kind() == kind).collect();
+fn covered(kind: &Gvk, namespaces: &[String], watches: &[(String, &Watch)]) -> Result<(), String> {
+    let of_kind: Vec<&(String, &Watch)> =
+        watches.iter().filter(|(_, w)| w.kind() == kind).collect();
     if of_kind.is_empty() {
         return Err(format!(
             "reads {}, which no watch of this plugin covers: reads are answered from the \
@@ -147,7 +148,7 @@ fn covered(kind: &Gvk, namespaces: &[String], watches: &[(&str, &Watch)]) -> Res
         .collect();
     watched.sort();
     watched.dedup();
-    let names: Vec<&str> = of_kind.iter().map(|(name, _)| *name).collect();
+    let names: Vec<&str> = of_kind.iter().map(|(name, _)| name.as_str()).collect();
     if namespaces.is_empty() {
         return Err(format!(
             "reads {} in all namespaces, but {} watch{} it only in {}: list those namespaces \

@@ -111,19 +111,8 @@ pub(crate) fn validate(
         faults.push(base.key("component"), why);
     }
     let field_manager = field_manager(&raw);
-    if raw.field_manager.is_some()
-        && (field_manager.is_empty()
-            || field_manager.len() > MAX_FIELD_MANAGER
-            || field_manager.chars().any(char::is_control))
-    {
-        faults.push(
-            base.key("fieldManager"),
-            format!(
-                "{field_manager:?} must be 1 to {MAX_FIELD_MANAGER} printable characters; \
-                 leave it out for trellis-{}",
-                raw.name
-            ),
-        );
+    if raw.field_manager.is_some() {
+        check_field_manager(&field_manager, &raw.name, &base.key("fieldManager"), faults);
     }
     if !(1..=MAX_WORKERS).contains(&raw.workers) {
         faults.push(
@@ -142,40 +131,14 @@ pub(crate) fn validate(
         );
     }
 
-    let primary = watch(&raw.watch, &base.key("watch"), faults);
-    if raw.watch.mapping.is_some() {
-        faults.push(
-            base.key("watch").key("mapping"),
-            "a primary watch enqueues its own objects' keys: mapping is for secondary watches",
-        );
-    }
-    let mut secondary = Vec::new();
-    for (i, config) in raw.secondary.iter().enumerate() {
-        let path = base.key("secondary").index(i);
-        if config.mapping.is_none() {
-            faults.push(
-                path.key("mapping"),
-                "a secondary watch needs a mapping to primary keys (controllerOwner, label or \
-                 both)",
-            );
-        }
-        secondary.push(watch(config, &path, faults));
-    }
-    // Valid watches with their path and their name in messages (`watch`, `secondary[0]`).
-    let named: Vec<(FieldPath, String, &Watch)> =
-        std::iter::once(("watch".to_string(), primary.as_ref()))
-            .chain(
-                secondary
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| (format!("secondary[{i}]"), w.as_ref())),
-            )
-            .filter_map(|(name, w)| w.map(|w| (base.join(&name), name, w)))
-            .collect();
-    check_overlaps(&named, faults);
+    let watches = Watches::validate(&raw, base, faults);
     let mut permissions = raw.permissions;
-    let watches: Vec<(&str, &Watch)> = named.iter().map(|(_, n, w)| (n.as_str(), *w)).collect();
-    grants::validate(&mut permissions, &watches, &base.key("permissions"), faults);
+    grants::validate(
+        &mut permissions,
+        &watches.named(),
+        &base.key("permissions"),
+        faults,
+    );
 
     if faults.len() > before {
         return None;
@@ -184,8 +147,8 @@ pub(crate) fn validate(
         name: raw.name,
         component,
         field_manager,
-        watch: primary?,
-        secondary: secondary.into_iter().collect::<Option<_>>()?,
+        watch: watches.primary?,
+        secondary: watches.secondary.into_iter().collect::<Option<_>>()?,
         workers: raw.workers,
         budgets: raw.budgets,
         queue,
@@ -199,6 +162,66 @@ pub(crate) fn field_manager(raw: &RawPlugin) -> String {
     raw.field_manager
         .clone()
         .unwrap_or_else(|| format!("trellis-{}", raw.name))
+}
+
+fn check_field_manager(manager: &str, plugin: &str, path: &FieldPath, faults: &mut Faults) {
+    if manager.is_empty()
+        || manager.len() > MAX_FIELD_MANAGER
+        || manager.chars().any(char::is_control)
+    {
+        faults.push(
+            path.clone(),
+            format!(
+                "{manager:?} must be 1 to {MAX_FIELD_MANAGER} printable characters; leave it \
+                 out for trellis-{plugin}"
+            ),
+        );
+    }
+}
+
+/// A plugin's watches, each validated (`None`: invalid, its mistakes recorded).
+struct Watches {
+    primary: Option<Watch>,
+    secondary: Vec<Option<Watch>>,
+}
+
+impl Watches {
+    /// Validates each watch, the mapping rules (none on the primary, one on each secondary)
+    /// and that no two watches overlap.
+    fn validate(raw: &RawPlugin, base: &FieldPath, faults: &mut Faults) -> Self {
+        let primary = watch(&raw.watch, &base.key("watch"), faults);
+        if raw.watch.mapping.is_some() {
+            faults.push(
+                base.key("watch").key("mapping"),
+                "a primary watch enqueues its own objects' keys: mapping is for secondary watches",
+            );
+        }
+        let mut secondary = Vec::new();
+        for (i, config) in raw.secondary.iter().enumerate() {
+            let path = base.key("secondary").index(i);
+            if config.mapping.is_none() {
+                faults.push(
+                    path.key("mapping"),
+                    "a secondary watch needs a mapping to primary keys (controllerOwner, label \
+                     or both)",
+                );
+            }
+            secondary.push(watch(config, &path, faults));
+        }
+        let watches = Self { primary, secondary };
+        check_overlaps(base, &watches.named(), faults);
+        watches
+    }
+
+    /// The valid watches with their names in messages (`watch`, `secondary[0]`), which are
+    /// also their paths under the plugin.
+    fn named(&self) -> Vec<(String, &Watch)> {
+        let secondary = self.secondary.iter().enumerate();
+        std::iter::once(("watch".to_string(), self.primary.as_ref()))
+            .chain(secondary.map(|(i, w)| (format!("secondary[{i}]"), w.as_ref())))
+            .filter_map(|(name, w)| w.map(|w| (name, w)))
+            .collect()
+    }
 }
 
 fn watch(config: &WatchConfig, path: &FieldPath, faults: &mut Faults) -> Option<Watch> {
@@ -218,14 +241,14 @@ fn watch(config: &WatchConfig, path: &FieldPath, faults: &mut Faults) -> Option<
 
 /// Two watches of one plugin on the same kind and overlapping namespaces would give it two
 /// caches to answer one read from, and deliver each event twice.
-fn check_overlaps(watches: &[(FieldPath, String, &Watch)], faults: &mut Faults) {
-    for (later, (path, _, watch)) in watches.iter().enumerate() {
-        let earlier = watches[..later].iter().find(|(_, _, other)| {
+fn check_overlaps(base: &FieldPath, watches: &[(String, &Watch)], faults: &mut Faults) {
+    for (later, (name, watch)) in watches.iter().enumerate() {
+        let earlier = watches[..later].iter().find(|(_, other)| {
             other.kind() == watch.kind() && overlap(other.namespaces(), watch.namespaces())
         });
-        if let Some((_, other, _)) = earlier {
+        if let Some((other, _)) = earlier {
             faults.push(
-                path.clone(),
+                base.join(name),
                 format!(
                     "watches {} in {}, which {other} watches already: a plugin watches a kind \
                      at most once per namespace (merge the watches, or split their namespaces)",
