@@ -8,12 +8,17 @@
 //! | Forbidden, 403, Unauthorized, 401 | `forbidden` (the host's RBAC, not the plugin's grant: said in the message) |
 //! | Invalid, BadRequest, 400, 422, other 4xx | `invalid` |
 //! | TooManyRequests, 429, 5xx, timeouts, transport | `unavailable` |
+//!
+//! Only client-error reasons decide on their own; any other reason defers to the HTTP code.
 
 use std::time::Duration;
 
 use crate::sandbox::{ErrorCode, HostError};
 
-/// The code for a failed Status.
+/// The code for a failed Status. The reasons of client errors are specific and decide; the
+/// server-side ones (`InternalError`, `ServiceUnavailable`, `Timeout`, ...) all mean "retry
+/// later", which the HTTP code says as well, and a server that pairs a generic reason with a
+/// client-error code (seen: `409 InternalError`) is better read by its code.
 fn code_of(reason: &str, http: u16) -> ErrorCode {
     match reason {
         "NotFound" => return ErrorCode::NotFound,
@@ -26,8 +31,7 @@ fn code_of(reason: &str, http: u16) -> ErrorCode {
         | "NotAcceptable"
         | "RequestEntityTooLarge"
         | "Gone" => return ErrorCode::Invalid,
-        "TooManyRequests" | "InternalError" | "ServiceUnavailable" | "Timeout"
-        | "ServerTimeout" => return ErrorCode::Unavailable,
+        "TooManyRequests" => return ErrorCode::Unavailable,
         _ => {}
     }
     match http {
@@ -110,6 +114,9 @@ mod tests {
             (415, "", ErrorCode::Invalid),
             (429, "", ErrorCode::Unavailable),
             (502, "", ErrorCode::Unavailable),
+            // A generic reason with a client-error code: the code decides.
+            (409, "InternalError", ErrorCode::Conflict),
+            (500, "ServerTimeout", ErrorCode::Unavailable),
         ];
         for (code, reason, expected) in cases {
             let e = from_kube("apply x", &status(code, reason, "the server said so"));
