@@ -630,6 +630,39 @@ async fn a_failed_apply_forgets_its_intent() {
 }
 
 #[tokio::test]
+async fn an_apply_dropped_at_the_deadline_leaves_no_intent_behind() {
+    let f = Fixture::start().await;
+    let configmaps = f
+        .watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
+        .await;
+    let host = f.host("web", WRITE_CONFIGMAPS, &[&configmaps]);
+    let object = applied("x", json!({}), json!({"k": "1"}));
+    let first = host.apply(&object, true).await.unwrap();
+    cache_shows(configmaps.cache(), &first).await;
+    // The sandbox drops a host call's future at the call's deadline; here a slow server and
+    // a short timeout around the call do the same. Whether the dropped apply reached the
+    // server is unknown, so the earlier intent must not be trusted any more.
+    f.cluster
+        .add_fault(
+            FaultRule::latency(Some("patch"), Some("configmaps"), Duration::from_secs(2)).times(1),
+        )
+        .unwrap();
+    let other = applied("x", json!({}), json!({"k": "2"}));
+    let dropped = tokio::time::timeout(Duration::from_millis(100), host.apply(&other, true)).await;
+    assert!(dropped.is_err(), "the call was cut off: {dropped:?}");
+    f.cluster.clear_faults();
+    f.cluster.reset_accounting();
+    host.apply(&object, true).await.unwrap();
+    let sent = f.writes_to("configmaps");
+    assert!(
+        sent.iter()
+            .any(|w| w.manager == "trellis-web" && w.code == 200),
+        "the first intent was sent again, not elided: {sent:?}"
+    );
+    assert_eq!(f.writes_metric("web", "apply", "elided"), 0);
+}
+
+#[tokio::test]
 async fn patch_status_is_elided_when_it_changes_nothing() {
     let f = Fixture::start().await;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
@@ -1184,6 +1217,11 @@ async fn namespace_defaults_converges_then_a_second_pass_sends_nothing() {
         "{recorded:?}"
     );
     assert_eq!(f.writes_metric("namespace-defaults", "apply", "issued"), 2);
+    assert!(
+        f.metric("trellis_guest_log_lines_total{plugin=\"namespace-defaults\",level=\"info\"}")
+            >= 1,
+        "the plugin's log lines are counted"
+    );
 
     // The caches catch up with what was written; the second pass then writes nothing.
     let policy_rv = written_policy.metadata.resource_version.unwrap();
