@@ -217,7 +217,10 @@ impl Writer {
             ..
         } = object;
         let namespace = namespace.as_deref();
-        let key = object.key().expect("apply objects have a name");
+        let Some(key) = object.key() else {
+            // `Naming::Name` already demanded a name; kept as an answer, not a panic.
+            return Stopped::invalid(invalid("apply: metadata.name is missing")).into();
+        };
         let what = format!("apply {kind} {}", object.describe());
         let resolved = step!(
             self.admit(Verb::Apply, kind, namespace, &what, "metadata.namespace")
