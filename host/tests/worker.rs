@@ -310,9 +310,14 @@ async fn a_looping_plugin_does_not_stop_another_pools_keys_on_the_host_runtime()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_looping_plugin_does_not_stop_another_pools_keys_on_a_dedicated_runtime() {
+async fn a_looping_plugin_does_not_stop_another_pools_keys_on_a_shared_guest_runtime() {
     let runtime = DedicatedRuntime::new(2).unwrap();
-    looping_pool_does_not_stop_another(GuestExecutor::Dedicated(runtime)).await;
+    looping_pool_does_not_stop_another(GuestExecutor::Shared(runtime)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_plugin_does_not_stop_another_pools_keys_on_runtimes_per_plugin() {
+    looping_pool_does_not_stop_another(GuestExecutor::default()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,6 +358,8 @@ async fn a_panic_in_a_host_call_retries_the_key_and_the_worker_survives() {
     assert_eq!(sorted_names(&report.pending), ["caller"], "still to retry");
 }
 
+// On the host runtime: a paused clock is the test runtime's, and a pool's own runtime would
+// keep real time.
 #[tokio::test(start_paused = true)]
 async fn degraded_after_the_window_of_failures_and_cleared_by_one_success() {
     let world = World::new();

@@ -34,6 +34,9 @@ pub enum PoolError {
     /// the wrong one).
     #[error("plugin {plugin:?}: the work queue given to its pool belongs to plugin {queue:?}")]
     ForeignQueue { plugin: String, queue: String },
+    /// The pool's own guest runtime could not start (threads could not be spawned).
+    #[error("plugin {plugin:?}: cannot start its guest runtime: {message}")]
+    Runtime { plugin: String, message: String },
     /// `Pool::start` was called outside a tokio runtime.
     #[error("plugin {plugin:?}: a worker pool must be started inside a tokio runtime")]
     NoRuntime { plugin: String },

@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, field};
 
 use super::config::{PoolConfig, PoolError};
-use super::executor::GuestExecutor;
+use super::executor::{GuestExecutor, Placement};
 use super::health::{PluginHealth, Tracker, Transition};
 use super::metrics::{GuestUsage, PoolMetrics, WorkerMetrics};
 use super::sink::QueueSink;
@@ -102,23 +102,26 @@ pub struct Pool {
     sink: Arc<QueueSink>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     watchdog: JoinHandle<()>,
-    /// Keeps a dedicated runtime alive as long as the pool.
-    executor: GuestExecutor,
+    /// Where the workers run; keeps a dedicated runtime alive as long as the pool.
+    placement: Placement,
+    executor: &'static str,
 }
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("plugin", &self.shared.plugin)
-            .field("executor", &self.executor.name())
+            .field("executor", &self.executor)
+            .field("guest_threads", &self.placement.threads())
             .field("queue", &self.shared.queue)
             .finish_non_exhaustive()
     }
 }
 
 impl Pool {
-    /// Validates the config and starts the workers on `executor` and the watchdog on the
-    /// current runtime. Must be called inside a tokio runtime.
+    /// Validates the config and starts the workers on `executor` (starting the pool's own
+    /// runtime for [`GuestExecutor::PerPlugin`]) and the watchdog on the current runtime.
+    /// Must be called inside a tokio runtime.
     pub fn start(
         spec: PoolSpec,
         metrics: &WorkerMetrics,
@@ -136,6 +139,13 @@ impl Pool {
             plugin: plugin.to_string(),
         })?;
         let metrics = metrics.pool(&plugin, spec.config.workers)?;
+        let placement =
+            executor
+                .place(&plugin, spec.config.workers)
+                .map_err(|e| PoolError::Runtime {
+                    plugin: plugin.to_string(),
+                    message: e.to_string(),
+                })?;
         let primary_kind = spec.primary.kind();
         let shared = Arc::new(Shared {
             kind: sandbox::Gvk {
@@ -152,13 +162,14 @@ impl Pool {
             streak_started: Notify::new(),
         });
         let workers = (0..spec.config.workers)
-            .map(|_| executor.spawn(&host, work(shared.clone())))
+            .map(|_| placement.spawn(&host, work(shared.clone())))
             .collect();
         let watchdog = host.spawn(watch_health(shared.clone()));
         tracing::info!(
             plugin = %plugin,
             workers = spec.config.workers,
             executor = executor.name(),
+            guest_threads = placement.threads(),
             "worker pool started"
         );
         Ok(Pool {
@@ -166,7 +177,8 @@ impl Pool {
             shared,
             workers: Mutex::new(workers),
             watchdog,
-            executor: executor.clone(),
+            placement,
+            executor: executor.name(),
         })
     }
 

@@ -269,14 +269,15 @@ impl World {
         Pool::start(spec, &self.metrics, executor).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// A pool of `workers` for `plugin` with a quick queue, on the host runtime.
+    /// A pool of `workers` for `plugin` with a quick queue, on the default executor (a
+    /// runtime of its own).
     pub fn pool(&self, plugin: Plugin, workers: usize) -> Pool {
         let queue = self.quick_queue(plugin.name());
         let config = PoolConfig {
             workers,
             ..PoolConfig::default()
         };
-        self.pool_on(plugin, queue, config, &GuestExecutor::Host)
+        self.pool_on(plugin, queue, config, &GuestExecutor::default())
     }
 
     pub fn scrape(&self) -> Scrape {
