@@ -10,17 +10,17 @@
 //! * [`GuestExecutor::PerPlugin`] (the default): a separate runtime for each plugin's pool.
 //!
 //! What the measurement showed (docs/benchmarks/worker.md): a guest yields on every epoch tick,
-//! but a yielding guest is immediately runnable again, so a runtime busy with spinning guests
-//! is never idle; a task woken from *outside* that runtime (an informer event waking a worker,
-//! a channel from the network) lands in the runtime's injection queue, which tokio checks only
-//! every 61 local polls, i.e. every ~61 epoch ticks. So on a shared runtime looping guests
-//! delay whatever else runs there by tens of milliseconds: on the host runtime, the event path
-//! (p99 event -> enqueue 13-32 ms with 4-16 looping guests); on one shared guest runtime, the
-//! *other plugins* (p99 event -> healthy guest running 77-123 ms). With a runtime per plugin
-//! the only contention left is the OS scheduler's, which wakes a thread that was sleeping
-//! promptly: the event path and the healthy plugin stayed within a few milliseconds at p99.
-//! A bounded-permit scheme on one runtime cannot help here: the permits would be held by the
-//! looping guests for their whole deadline.
+//! but a yielding guest wakes itself, so a runtime busy with spinning guests is never idle and
+//! its threads move from one guest slice (up to a tick, 5 ms) to the next. A task woken from
+//! *outside* that runtime (an informer event waking a worker, bytes from the network waking
+//! the event path) goes to the runtime's injection queue, which a busy worker thread looks at
+//! only between polls, every few polls, competing with the ready guests. So on any runtime
+//! shared with looping guests, everything else waits whole ticks: on the host runtime, the
+//! event path; on one shared guest runtime, the *other plugins*. With a runtime per plugin the
+//! only contention left is the OS scheduler's, which runs a thread woken from sleep promptly
+//! (Linux CFS favours it over threads that used their slice). A bounded-permit scheme on one
+//! runtime cannot help: the permits would be held by the looping guests for their whole
+//! deadline.
 //!
 //! The per-plugin runtime also caps how much CPU a plugin can take: `min(threads, workers)`
 //! threads, whatever its worker count. The cost is threads: one small runtime per plugin.
