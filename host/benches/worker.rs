@@ -23,7 +23,8 @@
 //! until the queue is empty.
 //!
 //! Executors (`GuestExecutor`): `host` (the workers run on the host runtime), `shared` (one
-//! 2-thread guest runtime for both plugins), `per-plugin` (a 2-thread runtime per pool). Each
+//! 2-thread guest runtime for both plugins), `per-plugin` (a 2-thread runtime per pool),
+//! `per-plugin-1` (a 1-thread runtime per pool). Each
 //! round runs every executor, in a rotating order, each on fresh runtimes, so drift in machine
 //! load hits all alike. Results are printed as markdown tables.
 
@@ -173,7 +174,8 @@ fn host_runtime() -> tokio::runtime::Runtime {
 
 /// The executors compared: the host runtime; one dedicated runtime shared by every plugin;
 /// a dedicated runtime per plugin.
-const EXECUTORS: [&str; 3] = ["host", "shared", "per-plugin"];
+/// `per-plugin-1`: a 1-thread runtime per pool.
+const EXECUTORS: [&str; 4] = ["host", "shared", "per-plugin", "per-plugin-1"];
 
 /// The executor of one run: the same value for every pool of the run, so "shared" is one
 /// runtime for both plugins and "per-plugin" starts one per pool.
@@ -181,6 +183,7 @@ fn executor(name: &str) -> GuestExecutor {
     match name {
         "host" => GuestExecutor::Host,
         "shared" => GuestExecutor::Shared(DedicatedRuntime::new(RUNTIME_THREADS).unwrap()),
+        "per-plugin-1" => GuestExecutor::PerPlugin { threads: 1 },
         _ => GuestExecutor::PerPlugin {
             threads: RUNTIME_THREADS,
         },

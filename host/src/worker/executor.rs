@@ -23,7 +23,11 @@
 //! deadline.
 //!
 //! The per-plugin runtime also caps how much CPU a plugin can take: `min(threads, workers)`
-//! threads, whatever its worker count. The cost is threads: one small runtime per plugin.
+//! threads, whatever its worker count. The default gives each plugin half the cores: with 16
+//! looping guests on 2 cores, 1 guest thread kept the other plugin's p99 reaction at 2.3 ms
+//! and the event path's p99 at 0.27 ms, against 3.9 ms and 1.4 ms with 2 threads, for a
+//! cheap-guest throughput within the run's noise. The cost is threads: one small runtime per
+//! plugin.
 
 use std::sync::Arc;
 
@@ -101,10 +105,13 @@ pub enum GuestExecutor {
 }
 
 impl Default for GuestExecutor {
-    /// The measured choice: a runtime per plugin with up to one thread per core.
+    /// The measured choice: a runtime per plugin with half the cores (at least one), so one
+    /// plugin's guests can never occupy every core.
     fn default() -> Self {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::PerPlugin { threads }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::PerPlugin {
+            threads: (cores / 2).max(1),
+        }
     }
 }
 
@@ -217,7 +224,11 @@ mod tests {
     }
 
     #[test]
-    fn the_default_is_a_runtime_per_plugin() {
-        assert_eq!(GuestExecutor::default().name(), "per-plugin");
+    fn the_default_is_a_runtime_per_plugin_with_half_the_cores() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        match GuestExecutor::default() {
+            GuestExecutor::PerPlugin { threads } => assert_eq!(threads, (cores / 2).max(1)),
+            other => panic!("{other:?}"),
+        }
     }
 }
