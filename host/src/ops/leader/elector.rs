@@ -50,6 +50,22 @@ impl Leadership {
     }
 }
 
+/// For logs and the `leader` readiness check: `leading`, `standby, leader is X`, or
+/// `standby, no leader known`.
+impl std::fmt::Display for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leadership::Leading => f.write_str("leading"),
+            Leadership::Following {
+                holder: Some(holder),
+            } => {
+                write!(f, "standby, leader is {holder}")
+            }
+            Leadership::Following { holder: None } => f.write_str("standby, no leader known"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Following { holder: Option<String> },
@@ -335,21 +351,27 @@ impl Elector {
 
     async fn renew(&mut self, renewed_at: Instant) -> State {
         let deadline = renewed_at + self.config.renew_deadline;
-        let attempt = timeout_at(deadline, self.claim(true)).await;
+        // Past the deadline, no attempt at all: a write sent now could only land after this
+        // replica stopped leading.
+        let attempt = if Instant::now() >= deadline {
+            None
+        } else {
+            timeout_at(deadline, self.claim(true)).await.ok()
+        };
         match attempt {
-            Ok(Attempt::Claimed { sent }) => State::Leading { renewed_at: sent },
-            Ok(Attempt::HeldBy(other)) => {
+            Some(Attempt::Claimed { sent }) => State::Leading { renewed_at: sent },
+            Some(Attempt::HeldBy(other)) => {
                 warn!(lease = %self.lease, leader = %other, "lost the lease to another replica: stopped leading");
                 State::Following {
                     holder: Some(other),
                 }
             }
-            Ok(Attempt::Failed(error)) => {
+            Some(Attempt::Failed(error)) => {
                 self.metrics.renew_failed();
                 warn!(lease = %self.lease, %error, "could not renew the lease; retrying until the renew deadline");
                 State::Leading { renewed_at }
             }
-            Err(_) => {
+            None => {
                 self.metrics.renew_failed();
                 warn!(
                     lease = %self.lease,
@@ -471,5 +493,25 @@ impl Elector {
         Err(ReleaseError::Conflict {
             lease: self.lease.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leadership_reads_as_the_readiness_detail() {
+        assert_eq!(Leadership::Leading.to_string(), "leading");
+        let following = Leadership::Following {
+            holder: Some("trellis-5d8f-x2k4p".into()),
+        };
+        assert_eq!(
+            following.to_string(),
+            "standby, leader is trellis-5d8f-x2k4p"
+        );
+        assert!(!following.is_leading());
+        let unknown = Leadership::Following { holder: None };
+        assert_eq!(unknown.to_string(), "standby, no leader known");
     }
 }
