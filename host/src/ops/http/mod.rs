@@ -226,3 +226,35 @@ async fn not_found() -> Response {
         "not found; this server serves /metrics, /healthz, /readyz and /debug/pprof/heap\n",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    // This crate's unit tests run on the system allocator: the heap endpoint must answer 501
+    // with the reason (tests/http.rs covers the jemalloc side).
+    #[tokio::test]
+    async fn heap_profile_without_jemalloc_is_501_with_the_reason() {
+        let shutdown = CancellationToken::new();
+        let server = OpsServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Registry::default()),
+            Health::new(),
+            &shutdown,
+        )
+        .await
+        .unwrap();
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let uri = format!("http://{}/debug/pprof/heap", server.local_addr());
+        let response = client.get(uri.parse().unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("not available"), "{body}");
+        server.stop().await.unwrap();
+    }
+}
