@@ -5,6 +5,9 @@
 
 pub mod check;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod leader;
 pub mod rbac;
+pub mod signals;
+pub mod telemetry;
