@@ -8,6 +8,7 @@
 
 mod exit;
 mod logging;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,8 +17,11 @@ use clap::{Args, Parser, Subcommand};
 
 pub use exit::{CliError, Exit};
 pub use logging::LogFormat;
+pub use run::{RunOptions, connect, serve};
 
 use crate::ops::dev::{self, DevOptions, ProgressMode};
+use crate::ops::rbac::{self, RbacOptions};
+use crate::ops::{check, config};
 
 const ABOUT: &str = "Trellis: a Kubernetes reconciler host that runs reconcilers as sandboxed \
 WebAssembly components";
@@ -192,7 +196,7 @@ pub fn run(cli: Cli) -> Exit {
     // wait for ones that ignore cancellation.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
-        Ok(()) => Exit::Ok,
+        Ok(exit) => exit,
         Err(error) => {
             eprintln!("error: {error}");
             error.exit()
@@ -200,7 +204,7 @@ pub fn run(cli: Cli) -> Exit {
     }
 }
 
-async fn dispatch(command: Command, terminal: dev::Terminal) -> Result<(), CliError> {
+async fn dispatch(command: Command, terminal: dev::Terminal) -> Result<Exit, CliError> {
     match command {
         Command::Dev(args) => {
             let options = DevOptions {
@@ -211,11 +215,39 @@ async fn dispatch(command: Command, terminal: dev::Terminal) -> Result<(), CliEr
                 progress: args.progress,
             };
             dev::run(options, terminal).await?;
-            Ok(())
+            Ok(Exit::Ok)
         }
-        Command::Run(_) => Err(CliError::NotBuilt("run")),
-        Command::Check(_) => Err(CliError::NotBuilt("check")),
-        Command::Rbac(_) => Err(CliError::NotBuilt("rbac")),
+        Command::Run(args) => {
+            run::run(run::RunOptions {
+                config: args.config,
+                kubeconfig: args.kubeconfig,
+                context: args.context,
+            })
+            .await?;
+            Ok(Exit::Ok)
+        }
+        Command::Check(args) => {
+            // Compiling components is CPU work: off the async threads.
+            let report = tokio::task::spawn_blocking(move || check::check(&args.config))
+                .await
+                .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
+            // The report is the command's output, errors included: printed once, on stdout.
+            println!("{report}");
+            Ok(if report.is_ok() {
+                Exit::Ok
+            } else {
+                Exit::Usage
+            })
+        }
+        Command::Rbac(args) => {
+            let config = config::load(&args.config)?;
+            let options = RbacOptions {
+                service_account: args.service_account,
+                namespace: args.namespace,
+            };
+            print!("{}", rbac::render(&config, &options));
+            Ok(Exit::Ok)
+        }
     }
 }
 
