@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use trellis_host::manager::{Manager, ManagerOptions, ManagerShutdown, PluginPhase, Stats};
+use trellis_host::manager::{
+    Manager, ManagerOptions, ManagerShutdown, PluginPhase, StartError, Stats,
+};
 use trellis_host::ops::config::{self, Config};
 
 use crate::cluster::Cluster;
@@ -44,16 +46,25 @@ impl Host {
 
     /// Starts `yaml` with `options`; does not wait.
     pub async fn start_with(cluster: &Cluster, yaml: &str, options: ManagerOptions) -> Host {
+        Self::try_start(cluster, yaml, options)
+            .await
+            .unwrap_or_else(|e| panic!("starting the host: {e}"))
+    }
+
+    /// Starts `yaml` with `options`, or says why the host did not start.
+    pub async fn try_start(
+        cluster: &Cluster,
+        yaml: &str,
+        options: ManagerOptions,
+    ) -> Result<Host, StartError> {
         let (dir, path) = write_config(yaml);
         let config = config::load(&path).unwrap_or_else(|e| panic!("config: {e}"));
-        let manager = Manager::start(&config, cluster.client.clone(), options)
-            .await
-            .unwrap_or_else(|e| panic!("starting the host: {e}"));
-        Host {
+        let manager = Manager::start(&config, cluster.client.clone(), options).await?;
+        Ok(Host {
             manager,
             config,
             dir,
-        }
+        })
     }
 
     /// Waits until every plugin's workers run.

@@ -8,7 +8,6 @@ use crate::hostcalls::CachesError;
 use crate::informer::SubscribeError;
 use crate::queue::QueueError;
 use crate::sandbox::{LoadError, SandboxError};
-use crate::worker::PoolError;
 
 /// Where in the config a startup error is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,20 +66,6 @@ pub enum StartError {
         #[source]
         source: CachesError,
     },
-    #[error("{at}: {source}")]
-    Pool {
-        at: PluginField,
-        #[source]
-        source: PoolError,
-    },
-    #[error("{file}: cannot start the guest executor: {source}")]
-    Executor {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Task(String),
 }
 
 impl StartError {
@@ -88,12 +73,11 @@ impl StartError {
     /// the machine: the CLI exits 2 for these.
     pub fn is_config(&self) -> bool {
         match self {
-            StartError::Component { .. }
-            | StartError::Queue { .. }
-            | StartError::Caches { .. }
-            | StartError::Pool { .. } => true,
+            StartError::Component { .. } | StartError::Queue { .. } | StartError::Caches { .. } => {
+                true
+            }
             StartError::Watch { source, .. } => !matches!(source, SubscribeError::Discovery { .. }),
-            StartError::Sandbox { .. } | StartError::Executor { .. } | StartError::Task(_) => false,
+            StartError::Sandbox { .. } => false,
         }
     }
 }
