@@ -103,6 +103,8 @@ pub struct Manager {
     leadership: Option<watch::Receiver<Leadership>>,
     stop: CancellationToken,
     lost: CancellationToken,
+    /// Serializes reloads.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -185,6 +187,7 @@ impl Manager {
             leadership,
             stop: CancellationToken::new(),
             lost: CancellationToken::new(),
+            reloading: tokio::sync::Mutex::new(()),
         };
         for runner in &manager.runners {
             manager.tasks.push(manager.supervise(runner.clone()));

@@ -71,6 +71,8 @@ impl Manager {
     }
 
     async fn try_reload(&self, config: &PluginConfig) -> Result<Reloaded, ReloadError> {
+        // One reload at a time: two would race to swap the same plugin's parts.
+        let _one_at_a_time = self.reloading.lock().await;
         let runner = self
             .runners
             .iter()
@@ -100,7 +102,7 @@ impl Manager {
         if old.config.degraded_after != config.degraded_after {
             return Err(needs_restart("degradedAfterSeconds"));
         }
-        if format!("{:?}", old.config.queue) != format!("{:?}", config.queue) {
+        if old.config.queue != config.queue {
             return Err(needs_restart("queue"));
         }
         let at = |field: &str| PluginField {
