@@ -4,7 +4,9 @@
 //! diagram, which the other top-level modules own.
 
 pub mod check;
+pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod health;
 pub mod http;
 pub mod leader;
