@@ -20,7 +20,10 @@
 //! - **hot**: the system is running and idle; the harness bumps every round annotation over
 //!   HTTP (a burst of N merge patches, `E2E_BENCH_TRIGGER_CONCURRENCY` at a time). Throughput:
 //!   N over first trigger -> last status written. Latency per object: its trigger answered ->
-//!   its status write answered.
+//!   its status write answered. Under a burst this latency is mostly time spent queued.
+//! - **paced**: the first `E2E_BENCH_PACED_OBJECTS` (2000) are bumped at `E2E_BENCH_PACED_RATE`
+//!   (200/s), below what either system sustains: the latency of one update through the system
+//!   (watch event, queue, reconcile, status write) rather than of a queue.
 //!
 //! All times come from the devcluster's write log (server side); completion is then checked
 //! by listing every Deployment from the server. Rounds alternate the order of the systems
@@ -55,6 +58,8 @@ struct Settings {
     rounds: usize,
     workers: u16,
     trigger_concurrency: usize,
+    paced_objects: usize,
+    paced_rate: u32,
     timeout: Duration,
     only: Option<Side>,
 }
@@ -80,6 +85,8 @@ impl Settings {
             rounds: var("E2E_BENCH_ROUNDS", 2),
             workers: var("E2E_BENCH_WORKERS", 4),
             trigger_concurrency: var("E2E_BENCH_TRIGGER_CONCURRENCY", 8),
+            paced_objects: var("E2E_BENCH_PACED_OBJECTS", 2_000),
+            paced_rate: var("E2E_BENCH_PACED_RATE", 200),
             timeout: Duration::from_secs(var("E2E_BENCH_TIMEOUT_SECONDS", 600)),
             only,
         }
@@ -151,6 +158,7 @@ impl Running {
 enum Kind {
     Cold,
     Hot,
+    Paced,
 }
 
 /// One measured phase of one system.
@@ -160,6 +168,8 @@ struct Phase {
     round: u64,
     objects: usize,
     elapsed: Duration,
+    /// From the first trigger to the last trigger answered (hot and paced phases).
+    trigger_window: Option<Duration>,
     latency: Option<Percentiles>,
     status_requests: u64,
     status_failures: u64,
@@ -312,10 +322,10 @@ fn measure_running(
         env.settings.timeout,
     ))?;
     let cold = phase(
-        env,
         side,
         Kind::Cold,
         *round,
+        env.workload,
         env.clock.micros(started),
         observed,
         cpu,
@@ -325,44 +335,73 @@ fn measure_running(
     progress(&cold);
     env.harness
         .block_on(workload::verify(env.client, env.workload, *round))?;
-    env.harness.block_on(settle(running));
 
     // Hot: a burst of updates to a running, idle system.
+    let concurrency = env.settings.trigger_concurrency;
+    let hot = triggered_phase(
+        env,
+        side,
+        running,
+        round,
+        Kind::Hot,
+        env.workload,
+        |round| workload::trigger(env.client, env.workload, round, concurrency),
+    )?;
+
+    // Paced: updates below saturation, for the latency of one reconcile rather than of a
+    // queue.
+    let paced = Workload {
+        objects: env.settings.paced_objects.min(env.workload.objects),
+    };
+    let rate = env.settings.paced_rate;
+    let paced_phase = triggered_phase(env, side, running, round, Kind::Paced, &paced, |round| {
+        workload::trigger_paced(env.client, &paced, round, rate)
+    })?;
+    Ok(vec![cold, hot, paced_phase])
+}
+
+/// Waits for `running` to be idle, bumps the round of `workload`'s objects with `trigger`,
+/// and measures from the first trigger to the last status written.
+fn triggered_phase<F: Future<Output = Result<(), kube::Error>>>(
+    env: &Env,
+    side: Side,
+    running: &Running,
+    round: &mut u64,
+    kind: Kind,
+    workload: &Workload,
+    trigger: impl FnOnce(u64) -> F,
+) -> Result<Phase, String> {
+    env.harness.block_on(settle(running));
     *round += 1;
     env.cluster.reset_accounting();
     let cpu = Cpu::now();
     let before = Counts::of(running);
     env.harness
-        .block_on(workload::trigger(
-            env.client,
-            env.workload,
-            *round,
-            env.settings.trigger_concurrency,
-        ))
+        .block_on(trigger(*round))
         .map_err(|e| format!("triggering round {round}: {e}"))?;
     let observed = env.harness.block_on(measure::wait_for_statuses(
         env.cluster,
-        env.workload,
+        workload,
         env.settings.timeout,
     ))?;
     let first_trigger = observed
         .first_trigger
         .ok_or("the write log shows no trigger")?;
-    let hot = phase(
-        env,
+    let measured = phase(
         side,
-        Kind::Hot,
+        kind,
         *round,
+        workload,
         first_trigger,
         observed,
         cpu,
         running,
         before,
     );
-    progress(&hot);
+    progress(&measured);
     env.harness
-        .block_on(workload::verify(env.client, env.workload, *round))?;
-    Ok(vec![cold, hot])
+        .block_on(workload::verify(env.client, workload, *round))?;
+    Ok(measured)
 }
 
 /// Reconcile and error counters of a running system, where it exposes them.
@@ -391,10 +430,10 @@ impl Counts {
 
 #[allow(clippy::too_many_arguments)]
 fn phase(
-    env: &Env,
     side: Side,
     kind: Kind,
     round: u64,
+    workload: &Workload,
     start_micros: u64,
     observed: Observed,
     cpu_before: Cpu,
@@ -418,8 +457,11 @@ fn phase(
         side,
         kind,
         round,
-        objects: env.workload.objects,
+        objects: workload.objects,
         elapsed: Duration::from_micros(last.saturating_sub(start_micros).max(1)),
+        trigger_window: observed
+            .last_trigger
+            .map(|end| Duration::from_micros(end.saturating_sub(start_micros))),
         latency,
         status_requests: observed.status_requests,
         status_failures: observed.status_failures,
@@ -466,12 +508,15 @@ fn row(p: &Phase) -> String {
         |l| (ms(l.p50), ms(l.p90), ms(l.p99), ms(l.max)),
     );
     format!(
-        "| {} | {} | {:?} | **{:.0}** | {:.2} s | {p50} | {p90} | {p99} | {max} | {} ({} failed) | {} | {} | {:.2} s | {:.0} µs | {:.2} s |",
+        "| {} | {} | {:?} | {} | **{:.0}** | {:.2} s | {} | {p50} | {p90} | {p99} | {max} | {} ({} failed) | {} | {} | {:.2} s | {:.0} µs | {:.2} s |",
         p.round,
         p.side.label(),
         p.kind,
+        p.objects,
         p.throughput(),
         p.elapsed.as_secs_f64(),
+        p.trigger_window
+            .map_or("-".to_string(), |w| format!("{:.2} s", w.as_secs_f64())),
         p.status_requests,
         p.status_failures,
         optional(p.reconciles),
@@ -512,9 +557,9 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 fn report(settings: &Settings, phases: &[Phase], failures: &[(Side, String)]) {
     println!("\n## Runs\n");
     println!(
-        "| round | system | phase | objects/s | elapsed | latency p50 | p90 | p99 | max | status write requests | reconciles | errors | system CPU | system CPU per object | process CPU |"
+        "| round | system | phase | objects | objects/s | elapsed | triggers took | latency p50 | p90 | p99 | max | status write requests | reconciles | errors | system CPU | system CPU per object | process CPU |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for p in phases {
         println!("{}", row(p));
     }
@@ -523,14 +568,18 @@ fn report(settings: &Settings, phases: &[Phase], failures: &[(Side, String)]) {
     }
 
     println!(
-        "\n## Summary: medians over {} round(s), {} objects, {} workers each\n",
-        settings.rounds, settings.objects, settings.workers
+        "\n## Summary: medians over {} round(s), {} objects ({} paced at {}/s), {} workers each\n",
+        settings.rounds,
+        settings.objects,
+        settings.paced_objects.min(settings.objects),
+        settings.paced_rate,
+        settings.workers
     );
     println!(
-        "| phase | Trellis objects/s | native objects/s | throughput ratio T/N | Trellis p99 | native p99 | Trellis CPU/object | native CPU/object |"
+        "| phase | Trellis objects/s | native objects/s | throughput T/N | Trellis p50 | native p50 | Trellis p99 | native p99 | Trellis CPU/object | native CPU/object |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    for kind in [Kind::Cold, Kind::Hot] {
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for kind in [Kind::Cold, Kind::Hot, Kind::Paced] {
         let of = |side: Side, f: &dyn Fn(&Phase) -> Option<f64>| {
             median(
                 phases
@@ -540,27 +589,29 @@ fn report(settings: &Settings, phases: &[Phase], failures: &[(Side, String)]) {
                     .collect(),
             )
         };
-        let throughput = |p: &Phase| Some(p.throughput());
-        let p99 = |p: &Phase| p.latency.as_ref().map(|l| l.p99 as f64 / 1e3);
-        let cpu = |p: &Phase| Some(p.system_cpu.as_secs_f64() * 1e6 / p.objects as f64);
+        let both = |f: &dyn Fn(&Phase) -> Option<f64>| (of(Side::Trellis, f), of(Side::Native, f));
+        let throughput = both(&|p| Some(p.throughput()));
+        let p50 = both(&|p| p.latency.as_ref().map(|l| l.p50 as f64 / 1e3));
+        let p99 = both(&|p| p.latency.as_ref().map(|l| l.p99 as f64 / 1e3));
+        let cpu = both(&|p| Some(p.system_cpu.as_secs_f64() * 1e6 / p.objects as f64));
         let show =
             |v: Option<f64>, unit: &str| v.map_or("-".to_string(), |v| format!("{v:.0}{unit}"));
-        let (t, n) = (
-            of(Side::Trellis, &throughput),
-            of(Side::Native, &throughput),
-        );
-        let ratio = match (t, n) {
-            (Some(t), Some(n)) => format!("**{:.2}x**", t / n),
+        let ratio = match (kind, throughput) {
+            // The harness sets the pace: both systems keep up or neither does.
+            (Kind::Paced, _) => "(set by the pace)".to_string(),
+            (_, (Some(t), Some(n))) => format!("**{:.2}x**", t / n),
             _ => "-".to_string(),
         };
         println!(
-            "| {kind:?} | {} | {} | {ratio} | {} | {} | {} | {} |",
-            show(t, ""),
-            show(n, ""),
-            show(of(Side::Trellis, &p99), " ms"),
-            show(of(Side::Native, &p99), " ms"),
-            show(of(Side::Trellis, &cpu), " µs"),
-            show(of(Side::Native, &cpu), " µs"),
+            "| {kind:?} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} |",
+            show(throughput.0, ""),
+            show(throughput.1, ""),
+            show(p50.0, " ms"),
+            show(p50.1, " ms"),
+            show(p99.0, " ms"),
+            show(p99.1, " ms"),
+            show(cpu.0, " µs"),
+            show(cpu.1, " µs"),
         );
     }
 }

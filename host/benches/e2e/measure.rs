@@ -86,8 +86,9 @@ pub struct Observed {
     pub status_written: Vec<u64>,
     /// Per Deployment index: when its trigger was answered (hot phase only).
     pub triggered: Option<Vec<u64>>,
-    /// When the first trigger arrived (hot phase only).
+    /// When the first trigger arrived and the last was answered (hot phase only).
     pub first_trigger: Option<u64>,
+    pub last_trigger: Option<u64>,
     /// Status write requests: all, and those that failed (non-2xx).
     pub status_requests: u64,
     pub status_failures: u64,
@@ -140,6 +141,7 @@ fn read_log(writes: &[WriteRecord], workload: &Workload) -> Observed {
     let mut status_written = vec![0u64; workload.objects];
     let mut triggered = vec![0u64; workload.objects];
     let mut first_trigger: Option<u64> = None;
+    let mut last_trigger: Option<u64> = None;
     let (mut status_requests, mut status_failures) = (0, 0);
     let mut any_trigger = false;
     for w in writes.iter().filter(|w| w.namespace == NAMESPACE) {
@@ -160,12 +162,15 @@ fn read_log(writes: &[WriteRecord], workload: &Workload) -> Observed {
             triggered[i] = w.finished_micros;
             first_trigger =
                 Some(first_trigger.map_or(w.started_micros, |f| f.min(w.started_micros)));
+            last_trigger =
+                Some(last_trigger.map_or(w.finished_micros, |l| l.max(w.finished_micros)));
         }
     }
     Observed {
         status_written,
         triggered: any_trigger.then_some(triggered),
         first_trigger,
+        last_trigger,
         status_requests,
         status_failures,
     }

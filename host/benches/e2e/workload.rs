@@ -152,8 +152,45 @@ pub async fn trigger(
         .await
 }
 
-/// Reads every Deployment back from the server and checks that its status shows the value of
-/// `round`. The error names how many differ and the first few, with what they show.
+/// Sets the round annotation of the workload's Deployments to `round` at `rate` patches per
+/// second (each sent on its own task, at most 64 in flight), for latency below saturation.
+pub async fn trigger_paced(
+    client: &Client,
+    workload: &Workload,
+    round: u64,
+    rate: u32,
+) -> Result<(), kube::Error> {
+    let request = Request::new(format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments"));
+    let params = PatchParams {
+        field_manager: Some(TRIGGER_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    let patch = json!({"metadata": {"annotations": {logic::ROUND_ANNOTATION: round.to_string()}}});
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / f64::from(rate)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = Vec::with_capacity(workload.objects);
+    for i in 0..workload.objects {
+        tick.tick().await;
+        let permit = permits.clone().acquire_owned().await.expect("never closed");
+        let built = request
+            .patch(&Workload::name(i), &params, &Patch::Merge(&patch))
+            .map_err(kube::Error::BuildRequest)?;
+        let client = client.clone();
+        sent.push(tokio::spawn(async move {
+            let answer = client.request_text(built).await;
+            drop(permit);
+            answer
+        }));
+    }
+    for task in sent {
+        task.await.expect("a trigger task panicked")?;
+    }
+    Ok(())
+}
+
+/// Reads every Deployment back from the server and checks that the status of each of the
+/// workload's objects (`app-00000` up to `objects`) shows the value of `round`. The error names how many differ and the first few, with what they show.
 pub async fn verify(client: &Client, workload: &Workload, round: u64) -> Result<(), String> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let mut seen = 0usize;
@@ -166,7 +203,7 @@ pub async fn verify(client: &Client, workload: &Workload, round: u64) -> Result<
             .map_err(|e| format!("listing the Deployments to verify: {e}"))?;
         for deployment in &page.items {
             let name = deployment.name_any();
-            let Some(i) = Workload::index_of(&name) else {
+            let Some(i) = Workload::index_of(&name).filter(|&i| i < workload.objects) else {
                 continue;
             };
             seen += 1;
