@@ -39,6 +39,12 @@ impl From<Exit> for ExitCode {
 pub enum CliError {
     #[error("`trellis {0}` is not built yet")]
     NotBuilt(&'static str),
+    /// The config (or a component it names) is wrong; nothing was started.
+    #[error("{0}")]
+    Invalid(String),
+    /// A command failed for a reason outside the user's input.
+    #[error("{0}")]
+    Failed(String),
     #[error(transparent)]
     Dev(#[from] DevError),
 }
@@ -46,7 +52,8 @@ pub enum CliError {
 impl CliError {
     pub fn exit(&self) -> Exit {
         match self {
-            CliError::NotBuilt(_) => Exit::Runtime,
+            CliError::NotBuilt(_) | CliError::Failed(_) => Exit::Runtime,
+            CliError::Invalid(_) => Exit::Usage,
             CliError::Dev(error) if error.is_usage() => Exit::Usage,
             CliError::Dev(_) => Exit::Runtime,
         }

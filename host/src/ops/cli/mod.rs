@@ -214,8 +214,32 @@ async fn dispatch(command: Command, terminal: dev::Terminal) -> Result<(), CliEr
             Ok(())
         }
         Command::Run(_) => Err(CliError::NotBuilt("run")),
-        Command::Check(_) => Err(CliError::NotBuilt("check")),
-        Command::Rbac(_) => Err(CliError::NotBuilt("rbac")),
+        Command::Check(args) => {
+            // Compiling components is CPU work; keep it off the async threads.
+            let report =
+                tokio::task::spawn_blocking(move || crate::ops::check::check(&args.config))
+                    .await
+                    .map_err(|error| CliError::Failed(format!("check did not finish: {error}")))?;
+            print!("{report}");
+            if report.is_ok() {
+                Ok(())
+            } else {
+                Err(CliError::Invalid(format!(
+                    "{}: the config or its components have errors (listed above)",
+                    report.file.display()
+                )))
+            }
+        }
+        Command::Rbac(args) => {
+            let config = crate::ops::config::load(&args.config)
+                .map_err(|errors| CliError::Invalid(errors.to_string()))?;
+            let options = crate::ops::rbac::RbacOptions {
+                service_account: args.service_account,
+                namespace: args.namespace,
+            };
+            print!("{}", crate::ops::rbac::render(&config, &options));
+            Ok(())
+        }
     }
 }
 
