@@ -509,3 +509,56 @@ fn run_reconciles_serves_health_and_metrics_and_stops_on_sigterm_releasing_the_l
     assert!(released, "the lease was not released: {spec:?}");
     runtime.block_on(cluster.stop());
 }
+
+/// The dev config beside the real example components, as `trellis dev` lays it out.
+fn dev_config_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trellis.yaml"),
+        trellis_host::ops::config::DEV_CONFIG,
+    )
+    .unwrap();
+    for (plugin, file) in trellis_host::ops::config::DEV_COMPONENTS {
+        let built = trellis_plugin_bundle::by_name(plugin).expect("a bundled example plugin");
+        std::fs::write(dir.path().join(file), built.wasm).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn check_passes_a_good_config_and_fails_a_bad_one_with_exit_2() {
+    let dir = dev_config_dir();
+    let config = dir.path().join("trellis.yaml");
+    let out = trellis(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        format!("frobnicate: 1\n{}", trellis_host::ops::config::DEV_CONFIG),
+    )
+    .unwrap();
+    let out = trellis(&["check", "-c", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("broken.yaml"), "{report}");
+    assert!(report.contains("frobnicate"), "{report}");
+}
+
+#[test]
+fn rbac_prints_the_roles_of_a_config_and_refuses_a_bad_one() {
+    let dir = dev_config_dir();
+    let config = dir.path().join("trellis.yaml");
+    let out = trellis(&["rbac", "-c", config.to_str().unwrap(), "--namespace", "ops"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(yaml.contains("kind: ClusterRole"), "{yaml}");
+    assert!(yaml.contains("namespace: ops"), "{yaml}");
+    let out = trellis(&[
+        "rbac",
+        "-c",
+        dir.path().join("missing.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("missing.yaml"));
+}

@@ -7,7 +7,12 @@
 use std::path::{Path, PathBuf};
 
 /// The plugin packages the bundle builds, in the order `ALL` lists them.
-pub const PLUGINS: [&str; 3] = ["namespace-defaults", "deployment-summary", "misbehave"];
+pub const PLUGINS: [&str; 4] = [
+    "namespace-defaults",
+    "deployment-summary",
+    "misbehave",
+    "status-bench",
+];
 
 /// The Rust target and cargo profile of the guests.
 pub const TARGET: &str = "wasm32-wasip2";

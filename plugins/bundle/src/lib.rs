@@ -47,8 +47,17 @@ pub static DEPLOYMENT_SUMMARY: BuiltComponent =
 /// Misbehaves as the reconciled ConfigMap's `data.mode` says (see plugins/misbehave/README.md).
 pub static MISBEHAVE: BuiltComponent = component!("misbehave", "misbehave.wasm");
 
+/// Writes a value computed from a Deployment and its same-named ConfigMap into the
+/// Deployment's status: the end-to-end benchmark's workload (see plugins/status-bench/README.md).
+pub static STATUS_BENCH: BuiltComponent = component!("status-bench", "status_bench.wasm");
+
 /// Every component, in a fixed order.
-pub static ALL: [&BuiltComponent; 3] = [&NAMESPACE_DEFAULTS, &DEPLOYMENT_SUMMARY, &MISBEHAVE];
+pub static ALL: [&BuiltComponent; 4] = [
+    &NAMESPACE_DEFAULTS,
+    &DEPLOYMENT_SUMMARY,
+    &MISBEHAVE,
+    &STATUS_BENCH,
+];
 
 /// The component of the plugin with this package name.
 pub fn by_name(name: &str) -> Option<&'static BuiltComponent> {

@@ -1,0 +1,617 @@
+//! End-to-end benchmark: Trellis running the status-bench Wasm plugin against a native
+//! kube-runtime `Controller` doing the same work, on the same devcluster, the same objects and
+//! the same concurrency, alternating in one process (docs/benchmarks/e2e.md).
+//!
+//! ```sh
+//! cargo bench -p trellis-host --bench e2e
+//! # smaller / more rounds / one side only:
+//! E2E_BENCH_OBJECTS=2000 E2E_BENCH_ROUNDS=3 E2E_BENCH_ONLY=native cargo bench -p trellis-host --bench e2e
+//! ```
+//!
+//! The workload (`e2e/workload.rs`): N Deployments, each with a ConfigMap of the same name;
+//! reconciling one reads it and its ConfigMap from the cache and merge-patches a value
+//! computed from both into its status (`status_bench::logic`, run by both systems), writing
+//! nothing when the status already shows it.
+//!
+//! Each system, in turn, is measured in two phases:
+//! - **cold**: every Deployment's round annotation is bumped while nothing runs, then the system
+//!   starts: from its start to the last status written, it lists both kinds, syncs and
+//!   reconciles all N objects (the initial sync as the trigger).
+//! - **hot**: the system is running and idle; the harness bumps every round annotation over
+//!   HTTP (a burst of N merge patches, `E2E_BENCH_TRIGGER_CONCURRENCY` at a time). Throughput:
+//!   N over first trigger -> last status written. Latency per object: its trigger answered ->
+//!   its status write answered. Under a burst this latency is mostly time spent queued.
+//! - **paced**: the first `E2E_BENCH_PACED_OBJECTS` (2000) are bumped at `E2E_BENCH_PACED_RATE`
+//!   (200/s), below what either system sustains: the latency of one update through the system
+//!   (watch event, queue, reconcile, status write) rather than of a queue.
+//!
+//! All times come from the devcluster's write log (server side); completion is then checked
+//! by listing every Deployment from the server. Rounds alternate the order of the systems
+//! (T N, N T, ...) so drift on the shared machine falls on both. CPU is split by thread:
+//! the devcluster and the harness run on their own named runtimes, the rest is the system's.
+
+#[path = "e2e/measure.rs"]
+mod measure;
+#[path = "e2e/native.rs"]
+mod native;
+#[path = "e2e/trellis.rs"]
+mod trellis;
+#[path = "e2e/workload.rs"]
+mod workload;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use tokio::runtime::Runtime;
+use trellis_devcluster::{DevCluster, DevClusterOptions};
+
+use measure::{Cpu, Observed, Percentiles, ServerClock};
+use workload::{NAMESPACE, Workload};
+
+/// Thread-name prefixes of the runtimes whose CPU is not the system's (see `measure::Cpu`).
+pub const SERVER_THREADS: &str = "devcluster";
+pub const HARNESS_THREADS: &str = "harness";
+
+struct Settings {
+    objects: usize,
+    rounds: usize,
+    workers: u16,
+    trigger_concurrency: usize,
+    paced_objects: usize,
+    paced_rate: u32,
+    timeout: Duration,
+    only: Option<Side>,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
+            match std::env::var(name) {
+                Ok(v) => v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
+                Err(_) => default,
+            }
+        }
+        let only = match std::env::var("E2E_BENCH_ONLY").as_deref() {
+            Ok("trellis") => Some(Side::Trellis),
+            Ok("native") => Some(Side::Native),
+            Ok(other) => panic!("E2E_BENCH_ONLY={other:?}: expected trellis or native"),
+            Err(_) => None,
+        };
+        Self {
+            objects: var("E2E_BENCH_OBJECTS", 10_000),
+            rounds: var("E2E_BENCH_ROUNDS", 2),
+            workers: var("E2E_BENCH_WORKERS", 4),
+            trigger_concurrency: var("E2E_BENCH_TRIGGER_CONCURRENCY", 8),
+            paced_objects: var("E2E_BENCH_PACED_OBJECTS", 2_000),
+            paced_rate: var("E2E_BENCH_PACED_RATE", 200),
+            timeout: Duration::from_secs(var("E2E_BENCH_TIMEOUT_SECONDS", 600)),
+            only,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Trellis,
+    Native,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Trellis => "Trellis (Wasm plugin)",
+            Side::Native => "native kube-runtime Controller",
+        }
+    }
+}
+
+/// A system under test while it runs.
+enum Running {
+    Trellis(trellis::Trellis),
+    Native(native::Native),
+}
+
+impl Running {
+    async fn start(side: Side, env: &Env<'_>) -> Result<Self, String> {
+        Ok(match side {
+            Side::Trellis => Running::Trellis(
+                trellis::Trellis::start(env.cluster, NAMESPACE, env.settings.workers, env.dir)
+                    .await?,
+            ),
+            Side::Native => Running::Native(
+                native::Native::start(
+                    env.cluster.client().map_err(|e| e.to_string())?,
+                    NAMESPACE,
+                    env.settings.workers,
+                )
+                .await?,
+            ),
+        })
+    }
+
+    fn reconciles(&self) -> Option<u64> {
+        match self {
+            Running::Trellis(t) => t.reconciles(),
+            Running::Native(n) => Some(n.reconciles()),
+        }
+    }
+
+    fn errors(&self) -> Option<u64> {
+        match self {
+            Running::Trellis(t) => t.errors(),
+            Running::Native(n) => Some(n.errors()),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Running::Trellis(t) => t.stop().await,
+            Running::Native(n) => n.stop().await,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Cold,
+    Hot,
+    Paced,
+}
+
+/// One measured phase of one system.
+struct Phase {
+    side: Side,
+    kind: Kind,
+    round: u64,
+    objects: usize,
+    elapsed: Duration,
+    /// From the first trigger to the last trigger answered (hot and paced phases).
+    trigger_window: Option<Duration>,
+    latency: Option<Percentiles>,
+    status_requests: u64,
+    status_failures: u64,
+    reconciles: Option<u64>,
+    errors: Option<u64>,
+    system_cpu: Duration,
+    process_cpu: Duration,
+}
+
+impl Phase {
+    fn throughput(&self) -> f64 {
+        self.objects as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// What every phase needs.
+struct Env<'a> {
+    settings: &'a Settings,
+    workload: &'a Workload,
+    cluster: &'a DevCluster,
+    client: &'a Client,
+    clock: &'a ServerClock,
+    harness: &'a Runtime,
+    system: &'a Runtime,
+    dir: &'a Path,
+}
+
+fn runtime(name: &'static str, threads: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let settings = Settings::from_env();
+    let server = runtime(SERVER_THREADS, 2);
+    let harness = runtime(HARNESS_THREADS, 1);
+    let system = runtime("system", 2);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let workload = Workload {
+        objects: settings.objects,
+    };
+
+    let cluster = server.block_on(async {
+        DevCluster::start(DevClusterOptions {
+            namespaces: vec![NAMESPACE.into(), "default".into()],
+            // Room for a whole phase's events (N triggers and N status writes) with margin,
+            // so no watch falls out of the window and relists in the middle of a measurement.
+            history: 6 * settings.objects.max(10_000),
+            ..DevClusterOptions::default()
+        })
+        .await
+        .expect("devcluster")
+    });
+    let seeded = Instant::now();
+    let fixtures = workload
+        .write_fixtures(dir.path())
+        .expect("writing the fixtures");
+    cluster.load_fixtures(&fixtures).expect("seeding");
+    println!(
+        "e2e benchmark: {} Deployments + {} ConfigMaps seeded in {:.1}s; {} workers each, {} rounds, triggers {} at a time",
+        settings.objects,
+        settings.objects,
+        seeded.elapsed().as_secs_f64(),
+        settings.workers,
+        settings.rounds,
+        settings.trigger_concurrency
+    );
+    let client = harness
+        .block_on(async { cluster.client() })
+        .expect("a client");
+    let clock = harness
+        .block_on(ServerClock::calibrate(&cluster, &client))
+        .expect("calibrating against the server's clock");
+    let env = Env {
+        settings: &settings,
+        workload: &workload,
+        cluster: &cluster,
+        client: &client,
+        clock: &clock,
+        harness: &harness,
+        system: &system,
+        dir: dir.path(),
+    };
+
+    let mut round = 0u64;
+    let mut phases = Vec::new();
+    let mut failures = Vec::new();
+    for r in 0..settings.rounds {
+        let order = if r % 2 == 0 {
+            [Side::Trellis, Side::Native]
+        } else {
+            [Side::Native, Side::Trellis]
+        };
+        for side in order {
+            if settings.only.is_some_and(|only| only != side) {
+                continue;
+            }
+            match run_side(&env, side, &mut round) {
+                Ok(done) => phases.extend(done),
+                Err(e) => {
+                    eprintln!("{}: {e}", side.label());
+                    failures.push((side, e));
+                }
+            }
+        }
+    }
+    report(&settings, &phases, &failures);
+    drop(cluster);
+}
+
+/// Starts `side`, measures its cold and hot phases, stops it.
+fn run_side(env: &Env, side: Side, round: &mut u64) -> Result<Vec<Phase>, String> {
+    // Cold: every status is stale before the system starts.
+    *round += 1;
+    env.harness
+        .block_on(workload::trigger(
+            env.client,
+            env.workload,
+            *round,
+            env.settings.trigger_concurrency,
+        ))
+        .map_err(|e| format!("bumping the round before the cold start: {e}"))?;
+    env.cluster.reset_accounting();
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let running = env.system.block_on(Running::start(side, env))?;
+    let measured = measure_running(env, side, &running, round, started, cpu);
+    env.system.block_on(running.stop());
+    measured
+}
+
+fn measure_running(
+    env: &Env,
+    side: Side,
+    running: &Running,
+    round: &mut u64,
+    started: Instant,
+    cpu: Cpu,
+) -> Result<Vec<Phase>, String> {
+    let observed = env.harness.block_on(measure::wait_for_statuses(
+        env.cluster,
+        env.workload,
+        env.settings.timeout,
+    ))?;
+    let cold = phase(
+        side,
+        Kind::Cold,
+        *round,
+        env.workload,
+        env.clock.micros(started),
+        observed,
+        cpu,
+        running,
+        Counts::default(),
+    );
+    progress(&cold);
+    env.harness
+        .block_on(workload::verify(env.client, env.workload, *round))?;
+
+    // Hot: a burst of updates to a running, idle system.
+    let concurrency = env.settings.trigger_concurrency;
+    let hot = triggered_phase(
+        env,
+        side,
+        running,
+        round,
+        Kind::Hot,
+        env.workload,
+        |round| workload::trigger(env.client, env.workload, round, concurrency),
+    )?;
+
+    // Paced: updates below saturation, for the latency of one reconcile rather than of a
+    // queue.
+    let paced = Workload {
+        objects: env.settings.paced_objects.min(env.workload.objects),
+    };
+    let rate = env.settings.paced_rate;
+    let paced_phase = triggered_phase(env, side, running, round, Kind::Paced, &paced, |round| {
+        workload::trigger_paced(env.client, &paced, round, rate)
+    })?;
+    Ok(vec![cold, hot, paced_phase])
+}
+
+/// Waits for `running` to be idle, bumps the round of `workload`'s objects with `trigger`,
+/// and measures from the first trigger to the last status written.
+fn triggered_phase<F: Future<Output = Result<(), kube::Error>>>(
+    env: &Env,
+    side: Side,
+    running: &Running,
+    round: &mut u64,
+    kind: Kind,
+    workload: &Workload,
+    trigger: impl FnOnce(u64) -> F,
+) -> Result<Phase, String> {
+    env.harness.block_on(settle(running));
+    *round += 1;
+    env.cluster.reset_accounting();
+    let cpu = Cpu::now();
+    let before = Counts::of(running);
+    env.harness
+        .block_on(trigger(*round))
+        .map_err(|e| format!("triggering round {round}: {e}"))?;
+    let observed = env.harness.block_on(measure::wait_for_statuses(
+        env.cluster,
+        workload,
+        env.settings.timeout,
+    ))?;
+    let first_trigger = observed
+        .first_trigger
+        .ok_or("the write log shows no trigger")?;
+    let measured = phase(
+        side,
+        kind,
+        *round,
+        workload,
+        first_trigger,
+        observed,
+        cpu,
+        running,
+        before,
+    );
+    progress(&measured);
+    env.harness
+        .block_on(workload::verify(env.client, workload, *round))?;
+    Ok(measured)
+}
+
+/// Reconcile and error counters of a running system, where it exposes them.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    reconciles: Option<u64>,
+    errors: Option<u64>,
+}
+
+impl Counts {
+    fn of(running: &Running) -> Self {
+        Self {
+            reconciles: running.reconciles(),
+            errors: running.errors(),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        let delta = |now: Option<u64>, then: Option<u64>| Some(now? - then.unwrap_or(0));
+        Self {
+            reconciles: delta(self.reconciles, before.reconciles),
+            errors: delta(self.errors, before.errors),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn phase(
+    side: Side,
+    kind: Kind,
+    round: u64,
+    workload: &Workload,
+    start_micros: u64,
+    observed: Observed,
+    cpu_before: Cpu,
+    running: &Running,
+    counts_before: Counts,
+) -> Phase {
+    let cpu_after = Cpu::now();
+    let counts = Counts::of(running).since(counts_before);
+    let last = observed.status_written.iter().copied().max().unwrap_or(0);
+    let latency = observed.triggered.as_ref().and_then(|triggered| {
+        Percentiles::of(
+            observed
+                .status_written
+                .iter()
+                .zip(triggered)
+                .map(|(&written, &triggered)| written.saturating_sub(triggered))
+                .collect(),
+        )
+    });
+    Phase {
+        side,
+        kind,
+        round,
+        objects: workload.objects,
+        elapsed: Duration::from_micros(last.saturating_sub(start_micros).max(1)),
+        trigger_window: observed
+            .last_trigger
+            .map(|end| Duration::from_micros(end.saturating_sub(start_micros))),
+        latency,
+        status_requests: observed.status_requests,
+        status_failures: observed.status_failures,
+        reconciles: counts.reconciles,
+        errors: counts.errors,
+        system_cpu: cpu_before.system_since(&cpu_after),
+        process_cpu: cpu_before.total_since(&cpu_after),
+    }
+}
+
+/// Waits until the system stops reconciling (its own status writes come back as events and are
+/// reconciled once more, writing nothing): its reconcile counter unchanged for a second, or
+/// three seconds for a system that does not count.
+async fn settle(running: &Running) {
+    let Some(mut last) = running.reconciles() else {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        return;
+    };
+    let mut quiet_since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = running.reconciles().unwrap_or(last);
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= Duration::from_secs(1) {
+            return;
+        }
+    }
+}
+
+fn ms(micros: u64) -> String {
+    format!("{:.1} ms", micros as f64 / 1e3)
+}
+
+fn optional(n: Option<u64>) -> String {
+    n.map_or("-".to_string(), |n| n.to_string())
+}
+
+fn row(p: &Phase) -> String {
+    let (p50, p90, p99, max) = p.latency.as_ref().map_or_else(
+        || ("-".into(), "-".into(), "-".into(), "-".into()),
+        |l| (ms(l.p50), ms(l.p90), ms(l.p99), ms(l.max)),
+    );
+    format!(
+        "| {} | {} | {:?} | {} | **{:.0}** | {:.2} s | {} | {p50} | {p90} | {p99} | {max} | {} ({} failed) | {} | {} | {:.2} s | {:.0} µs | {:.2} s |",
+        p.round,
+        p.side.label(),
+        p.kind,
+        p.objects,
+        p.throughput(),
+        p.elapsed.as_secs_f64(),
+        p.trigger_window
+            .map_or("-".to_string(), |w| format!("{:.2} s", w.as_secs_f64())),
+        p.status_requests,
+        p.status_failures,
+        optional(p.reconciles),
+        optional(p.errors),
+        p.system_cpu.as_secs_f64(),
+        p.system_cpu.as_secs_f64() * 1e6 / p.objects as f64,
+        p.process_cpu.as_secs_f64(),
+    )
+}
+
+fn progress(p: &Phase) {
+    eprintln!(
+        "round {}: {} {:?}: {:.0} objects/s over {:.2} s{}",
+        p.round,
+        p.side.label(),
+        p.kind,
+        p.throughput(),
+        p.elapsed.as_secs_f64(),
+        p.latency
+            .as_ref()
+            .map_or(String::new(), |l| format!(", p99 {}", ms(l.p99)))
+    );
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
+}
+
+fn report(settings: &Settings, phases: &[Phase], failures: &[(Side, String)]) {
+    println!("\n## Runs\n");
+    println!(
+        "| round | system | phase | objects | objects/s | elapsed | triggers took | latency p50 | p90 | p99 | max | status write requests | reconciles | errors | system CPU | system CPU per object | process CPU |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for p in phases {
+        println!("{}", row(p));
+    }
+    for (side, error) in failures {
+        println!("\n{} did not complete: {error}", side.label());
+    }
+
+    println!(
+        "\n## Summary: medians over {} round(s), {} objects ({} paced at {}/s), {} workers each\n",
+        settings.rounds,
+        settings.objects,
+        settings.paced_objects.min(settings.objects),
+        settings.paced_rate,
+        settings.workers
+    );
+    println!(
+        "| phase | Trellis objects/s | native objects/s | throughput T/N | Trellis p50 | native p50 | Trellis p99 | native p99 | Trellis CPU/object | native CPU/object |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for kind in [Kind::Cold, Kind::Hot, Kind::Paced] {
+        let of = |side: Side, f: &dyn Fn(&Phase) -> Option<f64>| {
+            median(
+                phases
+                    .iter()
+                    .filter(|p| p.side == side && p.kind == kind)
+                    .filter_map(f)
+                    .collect(),
+            )
+        };
+        let both = |f: &dyn Fn(&Phase) -> Option<f64>| (of(Side::Trellis, f), of(Side::Native, f));
+        let throughput = both(&|p| Some(p.throughput()));
+        let p50 = both(&|p| p.latency.as_ref().map(|l| l.p50 as f64 / 1e3));
+        let p99 = both(&|p| p.latency.as_ref().map(|l| l.p99 as f64 / 1e3));
+        let cpu = both(&|p| Some(p.system_cpu.as_secs_f64() * 1e6 / p.objects as f64));
+        let show =
+            |v: Option<f64>, unit: &str| v.map_or("-".to_string(), |v| format!("{v:.0}{unit}"));
+        let ratio = match (kind, throughput) {
+            // The harness sets the pace: both systems keep up or neither does.
+            (Kind::Paced, _) => "(set by the pace)".to_string(),
+            (_, (Some(t), Some(n))) => format!("**{:.2}x**", t / n),
+            _ => "-".to_string(),
+        };
+        println!(
+            "| {kind:?} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} |",
+            show(throughput.0, ""),
+            show(throughput.1, ""),
+            show(p50.0, " ms"),
+            show(p50.1, " ms"),
+            show(p99.0, " ms"),
+            show(p99.1, " ms"),
+            show(cpu.0, " µs"),
+            show(cpu.1, " µs"),
+        );
+    }
+}

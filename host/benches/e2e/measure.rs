@@ -1,0 +1,266 @@
+//! Turning the devcluster's write log into the benchmark's numbers.
+//!
+//! Every timestamp comes from the server: the write log records, per write request, when it
+//! arrived and when it was answered, in microseconds since the server started. A trigger is
+//! the harness's annotation patch of one Deployment; its status is written when the system
+//! under test's first successful status write for that Deployment is answered. The harness
+//! itself only converts its own start instant of a system to the server's clock
+//! ([`ServerClock`]) and reads the log; it never times anything through a watch of its own, which
+//! would take CPU from the systems measured.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use trellis_devcluster::{DevCluster, WriteRecord};
+
+use crate::workload::{NAMESPACE, TRIGGER_MANAGER, Workload};
+
+/// The resource name the write log gives status writes of Deployments.
+const STATUS: &str = "deployments.apps/status";
+
+/// Maps harness instants to the server's write-log clock.
+pub struct ServerClock {
+    /// Server micros at `epoch`.
+    at_epoch: u64,
+    epoch: Instant,
+}
+
+impl ServerClock {
+    /// Probes the server with a few writes: each write's log record lies between the harness's
+    /// instants before and after it, so the tightest round trip bounds the offset (to well
+    /// under a millisecond on loopback).
+    pub async fn calibrate(cluster: &DevCluster, client: &Client) -> Result<Self, kube::Error> {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let name = "e2e-bench-clock";
+        let _ = api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+            )
+            .await;
+        let mut best: Option<(Duration, Self)> = None;
+        for probe in 0..10 {
+            let before = Instant::now();
+            let patch = json!({"data": {"probe": probe.to_string()}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            let after = Instant::now();
+            let Some(record) = cluster
+                .writes()
+                .into_iter()
+                .rev()
+                .find(|w| w.name == name && w.verb == "patch")
+            else {
+                continue;
+            };
+            let round_trip = after - before;
+            // The request was handled somewhere inside [before, after]: take the middle.
+            let mid = (record.started_micros + record.finished_micros) / 2;
+            let clock = Self {
+                at_epoch: mid,
+                epoch: before + round_trip / 2,
+            };
+            if best.as_ref().is_none_or(|(rt, _)| round_trip < *rt) {
+                best = Some((round_trip, clock));
+            }
+        }
+        Ok(best.expect("probe writes are logged").1)
+    }
+
+    pub fn micros(&self, at: Instant) -> u64 {
+        if at >= self.epoch {
+            self.at_epoch + (at - self.epoch).as_micros() as u64
+        } else {
+            self.at_epoch
+                .saturating_sub((self.epoch - at).as_micros() as u64)
+        }
+    }
+}
+
+/// What the write log says about one phase.
+pub struct Observed {
+    /// Per Deployment index: when its first successful status write was answered.
+    pub status_written: Vec<u64>,
+    /// Per Deployment index: when its trigger was answered (hot phase only).
+    pub triggered: Option<Vec<u64>>,
+    /// When the first trigger arrived and the last was answered (hot phase only).
+    pub first_trigger: Option<u64>,
+    pub last_trigger: Option<u64>,
+    /// Status write requests: all, and those that failed (non-2xx).
+    pub status_requests: u64,
+    pub status_failures: u64,
+}
+
+/// Waits until every Deployment has had a successful status write since the accounting was
+/// last reset, polling the server's counters (cheap) and reading the write log only when the
+/// counters say it can be complete.
+pub async fn wait_for_statuses(
+    cluster: &DevCluster,
+    workload: &Workload,
+    timeout: Duration,
+) -> Result<Observed, String> {
+    let started = Instant::now();
+    loop {
+        let requests = status_requests(cluster);
+        if requests >= workload.objects as u64 {
+            let observed = read_log(&cluster.writes(), workload);
+            let done = observed.status_written.iter().filter(|&&t| t > 0).count();
+            if done == workload.objects {
+                return Ok(observed);
+            }
+            if started.elapsed() > timeout {
+                return Err(format!(
+                    "{done} of {} statuses written after {timeout:?} ({requests} status requests, {} failed)",
+                    workload.objects, observed.status_failures
+                ));
+            }
+        } else if started.elapsed() > timeout {
+            return Err(format!(
+                "only {requests} status requests of {} after {timeout:?}",
+                workload.objects
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn status_requests(cluster: &DevCluster) -> u64 {
+    cluster
+        .accounting()
+        .requests
+        .iter()
+        .filter(|(key, _)| key.ends_with(&format!(" {STATUS}")))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn read_log(writes: &[WriteRecord], workload: &Workload) -> Observed {
+    let mut status_written = vec![0u64; workload.objects];
+    let mut triggered = vec![0u64; workload.objects];
+    let mut first_trigger: Option<u64> = None;
+    let mut last_trigger: Option<u64> = None;
+    let (mut status_requests, mut status_failures) = (0, 0);
+    let mut any_trigger = false;
+    for w in writes.iter().filter(|w| w.namespace == NAMESPACE) {
+        let Some(i) = Workload::index_of(&w.name).filter(|&i| i < workload.objects) else {
+            continue;
+        };
+        let ok = (200..300).contains(&w.code);
+        if w.resource == STATUS {
+            status_requests += 1;
+            if !ok {
+                status_failures += 1;
+            } else if w.resource_version.is_some() && status_written[i] == 0 {
+                // Written is at least 1 µs after the server started; 0 means "not yet".
+                status_written[i] = w.finished_micros.max(1);
+            }
+        } else if w.resource == "deployments.apps" && w.manager == TRIGGER_MANAGER && ok {
+            any_trigger = true;
+            triggered[i] = w.finished_micros;
+            first_trigger =
+                Some(first_trigger.map_or(w.started_micros, |f| f.min(w.started_micros)));
+            last_trigger =
+                Some(last_trigger.map_or(w.finished_micros, |l| l.max(w.finished_micros)));
+        }
+    }
+    Observed {
+        status_written,
+        triggered: any_trigger.then_some(triggered),
+        first_trigger,
+        last_trigger,
+        status_requests,
+        status_failures,
+    }
+}
+
+/// Nearest-rank percentiles of a sample, in the sample's unit.
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(mut samples: Vec<u64>) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1]
+        };
+        Some(Self {
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: samples[samples.len() - 1],
+        })
+    }
+}
+
+/// CPU time of this process, split by thread name: the devcluster's and the harness's runtimes
+/// run on named threads, everything else (the system under test, whatever threads it starts)
+/// is counted as the system's.
+#[derive(Clone, Copy, Default)]
+pub struct Cpu {
+    pub total: Duration,
+    pub server: Duration,
+    pub harness: Duration,
+}
+
+impl Cpu {
+    pub fn now() -> Self {
+        let total = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| ticks(&s))
+            .unwrap_or_default();
+        let mut cpu = Self {
+            total,
+            ..Self::default()
+        };
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for task in tasks.flatten() {
+                let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                    continue;
+                };
+                let name = stat
+                    .split_once('(')
+                    .and_then(|(_, rest)| rest.rsplit_once(')'))
+                    .map_or("", |(name, _)| name);
+                let used = ticks(&stat).unwrap_or_default();
+                if name.starts_with(crate::SERVER_THREADS) {
+                    cpu.server += used;
+                } else if name.starts_with(crate::HARNESS_THREADS) {
+                    cpu.harness += used;
+                }
+            }
+        }
+        cpu
+    }
+
+    /// CPU the system under test used between `self` (earlier) and `later`.
+    pub fn system_since(&self, later: &Self) -> Duration {
+        let total = later.total.saturating_sub(self.total);
+        let others =
+            later.server.saturating_sub(self.server) + later.harness.saturating_sub(self.harness);
+        total.saturating_sub(others)
+    }
+
+    pub fn total_since(&self, later: &Self) -> Duration {
+        later.total.saturating_sub(self.total)
+    }
+}
+
+/// utime + stime from a /proc stat line, in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+fn ticks(stat: &str) -> Option<Duration> {
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields after the name start at field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
