@@ -44,6 +44,27 @@ impl Cluster {
         }
     }
 
+    /// A client whose requests carry `trellis run`'s User-Agent for replica `identity`
+    /// (`trellis/<version> (<identity>)`), so the write log tells replicas apart.
+    pub fn client_as(&self, identity: &str) -> kube::Client {
+        let uri = self.server.url().parse().expect("the devcluster's URL");
+        let mut config = kube::Config::new(uri);
+        config.default_namespace = "default".to_string();
+        trellis_host::ops::cli::identify(&mut config, identity);
+        kube::Client::try_from(config).expect("a kube client")
+    }
+
+    /// Every write request (successful or not) made by replica `identity`'s client
+    /// ([`Cluster::client_as`]), in arrival order.
+    pub fn writes_of(&self, identity: &str) -> Vec<WriteRecord> {
+        let agent = trellis_host::ops::cli::user_agent(identity);
+        self.server
+            .writes()
+            .into_iter()
+            .filter(|w| w.user_agent.as_bytes() == agent.as_bytes())
+            .collect()
+    }
+
     /// Successful writes by `manager` (a plugin's field manager is `trellis-<plugin>`).
     pub fn writes_by(&self, manager: &str) -> Vec<WriteRecord> {
         self.server

@@ -57,9 +57,25 @@ impl Host {
         yaml: &str,
         options: ManagerOptions,
     ) -> Result<Host, StartError> {
+        Self::try_start_on(cluster.client.clone(), yaml, options).await
+    }
+
+    /// Starts `yaml` with `options` against `client` (e.g. [`Cluster::client_as`]); does not
+    /// wait.
+    pub async fn start_on(client: kube::Client, yaml: &str, options: ManagerOptions) -> Host {
+        Self::try_start_on(client, yaml, options)
+            .await
+            .unwrap_or_else(|e| panic!("starting the host: {e}"))
+    }
+
+    async fn try_start_on(
+        client: kube::Client,
+        yaml: &str,
+        options: ManagerOptions,
+    ) -> Result<Host, StartError> {
         let (dir, path) = write_config(yaml);
         let config = config::load(&path).unwrap_or_else(|e| panic!("config: {e}"));
-        let manager = Manager::start(&config, cluster.client.clone(), options).await?;
+        let manager = Manager::start(&config, client, options).await?;
         Ok(Host {
             manager,
             config,

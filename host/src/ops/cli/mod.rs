@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use exit::{CliError, Exit};
 pub use logging::LogFormat;
-pub use run::{RunOptions, connect, serve};
+pub use run::{RunOptions, connect, identify, serve, user_agent};
 
 use crate::ops::dev::{self, DevOptions, ProgressMode};
 use crate::ops::rbac::{self, RbacOptions};
