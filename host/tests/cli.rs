@@ -1,6 +1,9 @@
 //! The built `trellis` binary, run as a user runs it: exit codes and what it prints for
 //! `check` and `rbac`, `trellis run` against a devcluster until SIGTERM (lease released,
-//! exit 0), and `trellis dev` serving kubectl and converging until Ctrl-C.
+//! exit 0), SIGTERM while reconciles are held (they finish within the grace period, or are
+//! cancelled at its end and named; either way a second run converges every object), a second
+//! signal that exits at once (130) without releasing the lease, and `trellis dev` serving
+//! kubectl and converging until Ctrl-C.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -507,6 +510,22 @@ fn run_reconciles_serves_health_and_metrics_and_stops_on_sigterm_releasing_the_l
     let released = spec.holder_identity.as_deref().unwrap_or("").is_empty()
         || spec.lease_duration_seconds == Some(1);
     assert!(released, "the lease was not released: {spec:?}");
+    // Every request named this replica: its writes in the server's log carry its User-Agent.
+    let agent = trellis_host::ops::cli::user_agent("cli-test");
+    let writes = cluster.writes();
+    let lease_writes: Vec<_> = writes
+        .iter()
+        .filter(|w| w.resource == "leases.coordination.k8s.io")
+        .collect();
+    assert!(!lease_writes.is_empty());
+    let plugin_writes: Vec<_> = writes
+        .iter()
+        .filter(|w| w.manager == "trellis-namespace-defaults")
+        .collect();
+    assert!(!plugin_writes.is_empty());
+    for write in lease_writes.iter().chain(&plugin_writes) {
+        assert_eq!(write.user_agent.as_bytes(), agent.as_bytes(), "{write:?}");
+    }
     runtime.block_on(cluster.stop());
 }
 
@@ -561,4 +580,373 @@ fn rbac_prints_the_roles_of_a_config_and_refuses_a_bad_one() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("missing.yaml"));
+}
+
+/// A devcluster in this process (serving on `runtime`'s threads while the test thread waits
+/// on the binary), seeded with `fixtures`.
+struct TestCluster {
+    runtime: tokio::runtime::Runtime,
+    server: trellis_devcluster::DevCluster,
+    client: kube::Client,
+    _fixtures: tempfile::TempDir,
+}
+
+impl TestCluster {
+    fn start(fixtures: &str) -> TestCluster {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fixtures.yaml");
+        std::fs::write(&file, fixtures).unwrap();
+        let (server, client) = runtime.block_on(async {
+            let server = trellis_devcluster::DevCluster::start(Default::default())
+                .await
+                .unwrap();
+            let client = server.client().unwrap();
+            trellis_host::ops::dev::seed_fixtures(&server, &client, &file)
+                .await
+                .unwrap();
+            (server, client)
+        });
+        TestCluster {
+            runtime,
+            server,
+            client,
+            _fixtures: dir,
+        }
+    }
+
+    fn stop(self) {
+        self.runtime.block_on(self.server.stop());
+    }
+
+    /// The lease's spec.
+    fn lease(&self) -> k8s_openapi::api::coordination::v1::LeaseSpec {
+        use k8s_openapi::api::coordination::v1::Lease;
+        self.runtime
+            .block_on(kube::Api::<Lease>::namespaced(self.client.clone(), "default").get("trellis"))
+            .unwrap()
+            .spec
+            .unwrap()
+    }
+
+    fn config_map(&self, name: &str) -> Option<k8s_openapi::api::core::v1::ConfigMap> {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        self.runtime
+            .block_on(kube::Api::<ConfigMap>::namespaced(self.client.clone(), "load").get_opt(name))
+            .unwrap()
+    }
+
+    /// Replaces a load object's `data` (merge patch, as `kubectl patch` does).
+    fn set_data(&self, name: &str, data: serde_json::Value) {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::api::{Patch, PatchParams};
+        let patch = serde_json::json!({ "data": data });
+        self.runtime
+            .block_on(
+                kube::Api::<ConfigMap>::namespaced(self.client.clone(), "load").patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                ),
+            )
+            .unwrap();
+    }
+}
+
+/// `trellis --log-format json run -c <config> --kubeconfig <cluster's>`, stderr captured.
+fn start_run(config: &Path, cluster: &TestCluster) -> Dev {
+    let mut child = Command::new(TRELLIS)
+        .args(["--log-format", "json", "run", "-c"])
+        .arg(config)
+        .arg("--kubeconfig")
+        .arg(cluster.server.kubeconfig_path())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Dev {
+        child,
+        lines,
+        seen: Vec::new(),
+    }
+}
+
+impl Dev {
+    /// The address of the ops server, from its JSON start line.
+    fn ops_address(&mut self) -> String {
+        let serving = self.line_with("serving /metrics");
+        let record: serde_json::Value = serde_json::from_str(&serving).expect("a JSON log line");
+        record["address"]
+            .as_str()
+            .expect("address field")
+            .to_string()
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) to the process.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end; its exit code, with every line it printed collected.
+    fn exit_code(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + PATIENCE;
+        let code = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trellis did not stop; output:\n{}",
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        code
+    }
+
+    /// Every JSON log record seen whose message contains `needle`.
+    fn records(&self, needle: &str) -> Vec<serde_json::Value> {
+        self.seen
+            .iter()
+            .filter(|line| line.contains(needle))
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|record| {
+                record["fields"]["message"]
+                    .as_str()
+                    .or_else(|| record["message"].as_str())
+                    .is_some_and(|m| m.contains(needle))
+            })
+            .collect()
+    }
+
+    fn output(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Polls /metrics until the `load` plugin's workers hold at least one key.
+fn await_held_keys(address: &str) {
+    eventually(|| {
+        let (_, metrics) = http_get(address, "/metrics")?;
+        (sample(
+            &metrics,
+            "controller_runtime_active_workers{controller=\"load\"}",
+        )? >= 1.0)
+            .then_some(())
+    });
+}
+
+const LOAD_OBJECTS: usize = 6;
+
+/// Namespace `load` with `LOAD_OBJECTS` labelled ConfigMaps `job-i` for the misbehave plugin,
+/// each with `data`.
+fn load_fixtures(data: &str) -> String {
+    let mut yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: load}\n".to_string();
+    for i in 0..LOAD_OBJECTS {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{namespace: load, name: job-{i}, \
+             labels: {{trellis.dev/load: \"true\"}}}}\ndata: {data}\n"
+        ));
+    }
+    yaml
+}
+
+/// One plugin, `load`: misbehave on the labelled ConfigMaps of `load`, allowed to apply
+/// ConfigMaps there (its flood writes `<name>-flood`, which the label keeps out of its watch).
+fn load_config(identity: &str, grace_seconds: u64, workers: u32) -> String {
+    format!(
+        "host:
+  metricsAddress: 127.0.0.1:0
+  shutdownTimeoutSeconds: {grace_seconds}
+  leaderElection:
+    leaseName: trellis
+    leaseNamespace: default
+    identity: {identity}
+    leaseDurationSeconds: 4
+    renewDeadlineSeconds: 3
+    retryPeriodSeconds: 1
+plugins:
+  - name: load
+    component: misbehave.wasm
+    watch: {{apiVersion: v1, kind: ConfigMap, namespaces: [load], labelSelector: trellis.dev/load=true}}
+    workers: {workers}
+    budgets: {{fuel: 1000000000000, deadlineMs: 60000}}
+    permissions:
+      read:
+        - {{apiVersion: v1, kind: ConfigMap, namespaces: [load]}}
+      write:
+        - {{apiVersion: v1, kind: ConfigMap, namespaces: [load], verbs: [apply]}}
+"
+    )
+}
+
+/// A flood of `count` applies: each reconcile of `job-i` leaves `job-i-flood` at
+/// `data.n = count - 1`.
+fn flood(count: u32) -> serde_json::Value {
+    serde_json::json!({"mode": "host-call-flood", "call": "apply", "count": count.to_string()})
+}
+
+/// Runs `identity` until every load object's flood ConfigMap shows `count`, then stops it
+/// with SIGTERM (exit 0): nothing the first run left behind is stranded.
+fn converge_with_a_second_run(cluster: &TestCluster, identity: &str, count: u32) {
+    let (_dir, path) = config_dir(&load_config(identity, 30, 4));
+    let mut run = start_run(&path, cluster);
+    run.ops_address();
+    let wanted = (count - 1).to_string();
+    eventually(|| {
+        (0..LOAD_OBJECTS)
+            .all(|i| {
+                cluster
+                    .config_map(&format!("job-{i}-flood"))
+                    .and_then(|map| map.data?.get("n").cloned())
+                    .is_some_and(|n| n == wanted)
+            })
+            .then_some(())
+    });
+    run.signal("TERM");
+    assert_eq!(run.exit_code(), Some(0), "{}", run.output());
+}
+
+#[test]
+fn sigterm_while_keys_are_held_lets_them_finish_releases_the_lease_and_strands_nothing() {
+    use trellis_devcluster::FaultRule;
+
+    let cluster = TestCluster::start(&load_fixtures(
+        "{mode: host-call-flood, call: apply, count: \"1\"}",
+    ));
+    // Every apply of a ConfigMap takes 4 s: each reconcile holds its key that long.
+    cluster
+        .server
+        .add_fault(FaultRule::latency(
+            Some("patch"),
+            Some("configmaps"),
+            Duration::from_secs(4),
+        ))
+        .unwrap();
+    let (_dir, path) = config_dir(&load_config("run-1", 30, 4));
+    let mut run = start_run(&path, &cluster);
+    let address = run.ops_address();
+    await_held_keys(&address);
+    run.signal("TERM");
+    assert_eq!(run.exit_code(), Some(0), "{}", run.output());
+
+    // Every held key finished within the grace period; none was cancelled.
+    let drained = run.records("work queue shut down");
+    assert_eq!(drained.len(), 1, "{}", run.output());
+    let finished = drained[0]["fields"]["finished_in_grace"]
+        .as_u64()
+        .or_else(|| drained[0]["finished_in_grace"].as_u64())
+        .unwrap_or_else(|| panic!("finished_in_grace: {}", drained[0]));
+    assert!(finished >= 1, "no key was held at SIGTERM: {}", drained[0]);
+    assert!(run.records("cancelled").is_empty(), "{}", run.output());
+    assert_eq!(
+        run.records("released the lease").len(),
+        1,
+        "{}",
+        run.output()
+    );
+    let lease = cluster.lease();
+    assert!(
+        lease.holder_identity.as_deref().unwrap_or("").is_empty(),
+        "the lease was not released: {lease:?}"
+    );
+    // What finished was written: as many flood ConfigMaps as keys finished (at least).
+    let written = (0..LOAD_OBJECTS)
+        .filter(|i| cluster.config_map(&format!("job-{i}-flood")).is_some())
+        .count();
+    assert!(
+        written as u64 >= finished,
+        "{written} written, {finished} finished"
+    );
+
+    // Every object changes while no host runs; a second run converges all of them, the
+    // ones the first never got to included.
+    cluster.server.clear_faults();
+    for i in 0..LOAD_OBJECTS {
+        cluster.set_data(&format!("job-{i}"), flood(2));
+    }
+    converge_with_a_second_run(&cluster, "run-2", 2);
+    cluster.stop();
+}
+
+#[test]
+fn sigterm_past_the_shutdown_deadline_cancels_and_names_the_held_keys_and_strands_nothing() {
+    // Every reconcile spins until its 60 s deadline; the grace period is 1 s.
+    let cluster = TestCluster::start(&load_fixtures("{mode: loop}"));
+    let (_dir, path) = config_dir(&load_config("run-1", 1, 2));
+    let mut run = start_run(&path, &cluster);
+    let address = run.ops_address();
+    await_held_keys(&address);
+    run.signal("TERM");
+    assert_eq!(run.exit_code(), Some(0), "{}", run.output());
+
+    let cancelled = run.records("were cancelled");
+    assert!(!cancelled.is_empty(), "{}", run.output());
+    let named = cancelled
+        .iter()
+        .any(|record| record.to_string().contains("job-"));
+    assert!(named, "the cancelled keys are not named: {cancelled:?}");
+    let lease = cluster.lease();
+    assert!(
+        lease.holder_identity.as_deref().unwrap_or("").is_empty(),
+        "the lease was not released: {lease:?}"
+    );
+
+    // The objects are fixed; the next run reconciles every one, the cancelled ones included.
+    for i in 0..LOAD_OBJECTS {
+        cluster.set_data(&format!("job-{i}"), flood(2));
+    }
+    converge_with_a_second_run(&cluster, "run-2", 2);
+    cluster.stop();
+}
+
+#[test]
+fn a_second_signal_during_the_drain_exits_at_once_with_130_and_keeps_the_lease() {
+    // One reconcile spins for up to 60 s, and the grace period would wait for it.
+    let cluster = TestCluster::start(&load_fixtures("{mode: loop}"));
+    let (_dir, path) = config_dir(&load_config("run-1", 60, 1));
+    let mut run = start_run(&path, &cluster);
+    let address = run.ops_address();
+    await_held_keys(&address);
+    run.signal("TERM");
+    run.line_with("shutdown requested");
+    run.signal("INT");
+    // 128 + SIGINT: the shell's code for death by that signal (docs/operations.md).
+    // Without the second signal it would wait for the spinning call and exit 0.
+    assert_eq!(run.exit_code(), Some(130), "{}", run.output());
+    assert_eq!(
+        run.records("second signal: exiting at once").len(),
+        1,
+        "{}",
+        run.output()
+    );
+    assert!(run.records("released the lease").is_empty());
+    // Not released: a standby waits for it to expire, as after a crash.
+    assert_eq!(cluster.lease().holder_identity.as_deref(), Some("run-1"));
+    cluster.stop();
 }
