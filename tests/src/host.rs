@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use prometheus_client::registry::Registry;
 use trellis_host::manager::{
     Manager, ManagerOptions, ManagerShutdown, PluginPhase, StartError, Stats,
 };
 use trellis_host::ops::config::{self, Config};
+use trellis_host::ops::leader::{LeaderConfig, LeaderElector, LeaderMetrics};
 
 use crate::cluster::Cluster;
 use crate::metrics;
@@ -18,6 +20,30 @@ pub struct Host {
     pub manager: Manager,
     pub config: Config,
     pub dir: tempfile::TempDir,
+}
+
+/// Lease timings for tests: short, so a takeover after a crash takes seconds; valid by
+/// client-go's rules (renew deadline below the lease, above 1.2 retry periods).
+pub const LEASE_DURATION: Duration = Duration::from_secs(3);
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(2);
+pub const RETRY_PERIOD: Duration = Duration::from_millis(300);
+
+/// Leader election on Lease `default/trellis` for replica `identity`, with the test timings,
+/// and manager options that follow it (leader metrics registered in their registry), as
+/// `trellis run` sets them up.
+pub fn elected(client: &kube::Client, identity: &str) -> (LeaderElector, ManagerOptions) {
+    let mut registry = Registry::default();
+    let metrics = LeaderMetrics::register(&mut registry);
+    let mut config = LeaderConfig::new("trellis", "default", identity);
+    config.lease_duration = LEASE_DURATION;
+    config.renew_deadline = RENEW_DEADLINE;
+    config.retry_period = RETRY_PERIOD;
+    let (elector, leadership) =
+        LeaderElector::start(client.clone(), config, &metrics).expect("leader config");
+    let mut options = ManagerOptions::new(identity);
+    options.registry = registry;
+    options.leadership = Some(leadership);
+    (elector, options)
 }
 
 /// Writes `yaml` as `trellis.yaml` next to every bundled component (`namespace-defaults.wasm`,

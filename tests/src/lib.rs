@@ -7,9 +7,11 @@
 //! - [`wait`]: polling with generous bounds — the tests prove "eventually, and bounded", never
 //!   "fast" (2 loaded cores run them).
 //! - [`metrics`]: reading samples from the Prometheus text encoding, as a scraper would.
+//! - [`http`]: GETs against the host's ops server (/metrics, /readyz), as a prober makes them.
 
 pub mod cluster;
 pub mod host;
+pub mod http;
 pub mod metrics;
 pub mod objects;
 pub mod wait;

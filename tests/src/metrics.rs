@@ -9,12 +9,26 @@ pub fn encode(registry: &Registry) -> String {
     text
 }
 
+/// Whether some sample of `name` has all of `labels` (a series exists, whatever its value).
+pub fn has(text: &str, name: &str, labels: &[(&str, &str)]) -> bool {
+    samples(text, name, labels).next().is_some()
+}
+
 /// The sum of every sample of `name` whose labels include all of `labels` (`key="value"`
 /// pairs as written in the exposition). Absent series sum to 0.
 pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples(text, name, labels).sum()
+}
+
+/// The values of the samples of `name` that have all of `labels`.
+fn samples<'a>(
+    text: &'a str,
+    name: &'a str,
+    labels: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = f64> + 'a {
     text.lines()
         .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
+        .filter_map(move |line| {
             let (series, value) = line.rsplit_once(' ')?;
             let (metric, label_text) = match series.split_once('{') {
                 Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
@@ -30,7 +44,6 @@ pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             });
             all.then(|| value.parse::<f64>().ok()).flatten()
         })
-        .sum()
 }
 
 #[cfg(test)]
@@ -53,5 +66,8 @@ mod tests {
         assert_eq!(sum(text, "x_total", &[]), 12.0);
         assert_eq!(sum(text, "y", &[]), 1.5);
         assert_eq!(sum(text, "z", &[]), 0.0);
+        assert!(has(text, "x_total", &[("plugin", "b")]));
+        assert!(!has(text, "x_total", &[("plugin", "c")]));
+        assert!(!has(text, "z", &[]));
     }
 }

@@ -11,36 +11,16 @@ use k8s_openapi::api::coordination::v1::Lease;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use prometheus_client::registry::Registry;
 use trellis_devcluster::FaultRule;
 use trellis_devcluster::WriteRecord;
 use trellis_e2e::cluster::Cluster;
-use trellis_e2e::host::Host;
+use trellis_e2e::host::{Host, LEASE_DURATION, RETRY_PERIOD, elected};
 use trellis_e2e::init_logging;
 use trellis_e2e::objects::{annotate_namespace, hard, label_namespace, policy, quota};
 use trellis_e2e::wait::{PATIENCE, until};
-use trellis_host::manager::{ManagerOptions, PluginPhase};
+use trellis_host::manager::PluginPhase;
 use trellis_host::ops::dev::DEV_CONFIG;
-use trellis_host::ops::leader::{LeaderConfig, LeaderElector, LeaderMetrics};
-
-const LEASE_DURATION: Duration = Duration::from_secs(3);
-const RENEW_DEADLINE: Duration = Duration::from_secs(2);
-const RETRY_PERIOD: Duration = Duration::from_millis(300);
-
-fn elector(client: &kube::Client, identity: &str) -> (LeaderElector, ManagerOptions) {
-    let mut registry = Registry::default();
-    let metrics = LeaderMetrics::register(&mut registry);
-    let mut config = LeaderConfig::new("trellis", "default", identity);
-    config.lease_duration = LEASE_DURATION;
-    config.renew_deadline = RENEW_DEADLINE;
-    config.retry_period = RETRY_PERIOD;
-    let (elector, leadership) =
-        LeaderElector::start(client.clone(), config, &metrics).expect("leader config");
-    let mut options = ManagerOptions::new(identity);
-    options.registry = registry;
-    options.leadership = Some(leadership);
-    (elector, options)
-}
+use trellis_host::ops::leader::LeaderElector;
 
 fn phases(host: &Host) -> Vec<PluginPhase> {
     host.stats().plugins.iter().map(|p| p.phase).collect()
@@ -51,10 +31,10 @@ async fn only_the_leader_reconciles_and_a_warm_standby_takes_over_without_relist
     init_logging();
     let cluster = Cluster::with_dev_fixtures().await;
     let client = &cluster.client;
-    let (elector_a, options) = elector(&cluster.client, "host-a");
+    let (elector_a, options) = elected(&cluster.client, "host-a");
     let a = Host::start_with(&cluster, DEV_CONFIG, options).await;
     a.running().await;
-    let (elector_b, options) = elector(&cluster.client, "host-b");
+    let (elector_b, options) = elected(&cluster.client, "host-b");
     let b = Host::start_with(&cluster, DEV_CONFIG, options).await;
     until("host-b standing by", PATIENCE, || async {
         phases(&b)
@@ -184,7 +164,7 @@ struct Replica {
 impl Replica {
     async fn start(cluster: &Cluster, identity: &'static str) -> Replica {
         let client = cluster.client_as(identity);
-        let (elector, options) = elector(&client, identity);
+        let (elector, options) = elected(&client, identity);
         let host = Host::start_on(client, DEV_CONFIG, options).await;
         Replica {
             identity,
