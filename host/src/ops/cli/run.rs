@@ -185,7 +185,7 @@ pub async fn connect(
     let failed = |e: &dyn std::fmt::Display| {
         CliError::Cluster(format!("cannot configure the cluster connection: {e}"))
     };
-    let config = match kubeconfig {
+    let mut config = match kubeconfig {
         Some(path) => {
             let file = Kubeconfig::read_from(path).map_err(|e| {
                 CliError::Cluster(format!(
@@ -202,7 +202,6 @@ pub async fn connect(
             .map_err(|e| failed(&e))?,
         None => kube::Config::infer().await.map_err(|e| failed(&e))?,
     };
-    let mut config = config;
     identify(&mut config, identity);
     kube::Client::try_from(config)
         .map_err(|e| CliError::Cluster(format!("cannot build the kube client: {e}")))
