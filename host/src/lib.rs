@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod hostcalls;
 pub mod informer;
+pub mod manager;
 pub mod ops;
 pub mod permissions;
 pub mod queue;

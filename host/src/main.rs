@@ -1,4 +1,5 @@
-fn main() {
-    eprintln!("trellis: not built yet");
-    std::process::exit(2);
+//! The `trellis` binary; everything is in `trellis_host::ops::cli` (see there and docs/cli.md).
+
+fn main() -> std::process::ExitCode {
+    trellis_host::ops::cli::main()
 }

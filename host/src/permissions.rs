@@ -25,6 +25,9 @@
 //!       verbs: [apply, delete]
 //!   events: true
 //! ```
+//!
+//! A grant may also name its kind's resource (`plural: cacti`), which only `trellis rbac` reads:
+//! needed for CRDs whose plural is not the regular English plural of their kind.
 
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +96,10 @@ pub struct ReadGrant {
     /// Empty: all namespaces and cluster-scoped objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// The kind's resource name (`networkpolicies`), for `trellis rbac` only: needed when it is
+    /// not the regular English plural of the kind, as for some CRDs. None: derived from `kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plural: Option<String>,
 }
 
 /// Write access to one kind, for some verbs.
@@ -105,6 +112,9 @@ pub struct WriteGrant {
     /// Empty: all namespaces and cluster-scoped objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// As [`ReadGrant::plural`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plural: Option<String>,
 }
 
 /// Everything one plugin is granted.
@@ -257,6 +267,19 @@ mod tests {
         assert!(!p.may_write(Verb::Delete, &np, Some("a")));
         assert!(!p.may_write(Verb::Apply, &np, Some("b")));
         assert!(!p.may_write(Verb::Apply, &Gvk::new("", "v1", "ResourceQuota"), Some("a")));
+    }
+
+    #[test]
+    fn a_plural_is_optional_and_only_names_the_resource() {
+        let p = permissions(
+            "read: [{apiVersion: example.com/v1, kind: Cactus, plural: cacti}]\n\
+             write: [{apiVersion: example.com/v1, kind: Cactus, verbs: [create]}]",
+        );
+        assert_eq!(p.read[0].plural.as_deref(), Some("cacti"));
+        assert_eq!(p.write[0].plural, None);
+        let cactus = Gvk::new("example.com", "v1", "Cactus");
+        assert!(p.may_read(&cactus, Some("a")));
+        assert!(p.may_write(Verb::Create, &cactus, Some("a")));
     }
 
     #[test]

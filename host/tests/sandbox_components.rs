@@ -191,7 +191,7 @@ fn budgets_that_do_not_fit_the_engine_are_refused_by_field() {
         .err()
         .unwrap();
     match &err {
-        LoadError::Config { source, .. } => assert_eq!(source.field, "budgets.memory_bytes"),
+        LoadError::Config { source, .. } => assert_eq!(source.field, "budgets.memoryBytes"),
         other => panic!("{other:?}"),
     }
     assert_names_file(&err);
@@ -214,7 +214,7 @@ fn a_bad_engine_config_is_refused_by_field() {
     })
     .err()
     .unwrap();
-    assert!(err.to_string().contains("engine.epoch_tick_ms"), "{err}");
+    assert!(err.to_string().contains("engine.epochTickMs"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,12 @@
 //! diagram, which the other top-level modules own.
 
 pub mod check;
+pub mod cli;
 pub mod config;
+pub mod dev;
+pub mod health;
 pub mod http;
 pub mod leader;
 pub mod rbac;
+pub mod signals;
+pub mod telemetry;

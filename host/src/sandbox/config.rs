@@ -7,8 +7,9 @@
 //! [`Budgets::validate`] name the field at fault, because a limit that cannot be enforced is
 //! worse than no limit at all.
 //!
-//! Durations are integer milliseconds (`*_ms`) so the YAML stays unambiguous without a duration
-//! parser.
+//! Keys are camelCase in the config (`maxInstances`, `deadlineMs`), like every Kubernetes-facing
+//! config, and [`ConfigError::field`] spells them that way. Durations are integer milliseconds
+//! (`...Ms`) so the YAML stays unambiguous without a duration parser.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("sandbox config: `{field}` {problem}")]
 pub struct ConfigError {
-    /// The field at fault, as spelled in the config (`budgets.memory_bytes`).
+    /// The field at fault, as spelled in the config (`budgets.memoryBytes`).
     pub field: &'static str,
     /// What is wrong with it.
     pub problem: String,
@@ -44,13 +45,13 @@ const MIB: u64 = 1024 * KIB;
 /// plugins (a call beyond it ends in [`Outcome::HostFault`](super::Outcome::HostFault), never in
 /// a wait), and `max_memory_bytes` is the most memory any one plugin's budget may grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct EngineConfig {
     /// Guest calls that may run at the same time, across all plugins (pool slots).
     /// Default 64.
     pub max_instances: u32,
     /// Largest linear memory of one instance, in bytes; every plugin's
-    /// `budgets.memory_bytes` must fit in it. Default 64 MiB.
+    /// `budgets.memoryBytes` must fit in it. Default 64 MiB.
     pub max_memory_bytes: u64,
     /// Core wasm instances one component may create (a Rust wasip2 component uses a handful).
     /// Default 16.
@@ -106,25 +107,25 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// Rejects settings wasmtime would refuse or that would make a limit meaningless.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        positive("engine.max_instances", self.max_instances.into())?;
-        positive("engine.max_memory_bytes", self.max_memory_bytes)?;
+        positive("engine.maxInstances", self.max_instances.into())?;
+        positive("engine.maxMemoryBytes", self.max_memory_bytes)?;
         positive(
-            "engine.max_core_instances_per_component",
+            "engine.maxCoreInstancesPerComponent",
             self.max_core_instances_per_component.into(),
         )?;
         positive(
-            "engine.max_memories_per_component",
+            "engine.maxMemoriesPerComponent",
             self.max_memories_per_component.into(),
         )?;
-        positive("engine.max_wasm_stack_bytes", self.max_wasm_stack_bytes)?;
-        positive("engine.epoch_tick_ms", self.epoch_tick_ms)?;
+        positive("engine.maxWasmStackBytes", self.max_wasm_stack_bytes)?;
+        positive("engine.epochTickMs", self.epoch_tick_ms)?;
         // Host functions run on the same fiber stack below the guest's frames: leave them at
         // least 256 KiB or a deep guest could make a host call overflow the native stack.
         if self.async_stack_bytes < self.max_wasm_stack_bytes + 256 * KIB {
             return Err(ConfigError::new(
-                "engine.async_stack_bytes",
+                "engine.asyncStackBytes",
                 format!(
-                    "is {} but must be at least engine.max_wasm_stack_bytes ({}) + 256 KiB",
+                    "is {} but must be at least engine.maxWasmStackBytes ({}) + 256 KiB",
                     self.async_stack_bytes, self.max_wasm_stack_bytes
                 ),
             ));
@@ -144,7 +145,7 @@ impl EngineConfig {
 /// imports answer `budget-exceeded` without doing any work; logs and stdio past their caps are
 /// dropped and counted, never failing the call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Budgets {
     /// Wasm fuel (about one unit per instruction), instantiation included. Default 1e9,
     /// about a second of pure compute on a 2 GHz core.
@@ -189,13 +190,13 @@ impl Budgets {
     /// Rejects budgets that cannot be enforced on `engine`.
     pub fn validate(&self, engine: &EngineConfig) -> Result<(), ConfigError> {
         positive("budgets.fuel", self.fuel)?;
-        positive("budgets.deadline_ms", self.deadline_ms)?;
-        positive("budgets.memory_bytes", self.memory_bytes)?;
+        positive("budgets.deadlineMs", self.deadline_ms)?;
+        positive("budgets.memoryBytes", self.memory_bytes)?;
         if self.memory_bytes > engine.max_memory_bytes {
             return Err(ConfigError::new(
-                "budgets.memory_bytes",
+                "budgets.memoryBytes",
                 format!(
-                    "is {} but the engine's pool holds at most engine.max_memory_bytes = {} per \
+                    "is {} but the engine's pool holds at most engine.maxMemoryBytes = {} per \
                      instance",
                     self.memory_bytes, engine.max_memory_bytes
                 ),
@@ -233,7 +234,7 @@ mod tests {
         assert_eq!(b.fuel, 5);
         assert_eq!(b.writes, 2);
         assert_eq!(b.deadline_ms, Budgets::default().deadline_ms);
-        let e: EngineConfig = serde_json::from_str(r#"{"cache_dir": "/var/cache/x"}"#).unwrap();
+        let e: EngineConfig = serde_json::from_str(r#"{"cacheDir": "/var/cache/x"}"#).unwrap();
         assert_eq!(e.cache_dir, Some(PathBuf::from("/var/cache/x")));
         assert_eq!(e.max_instances, 64);
     }
@@ -242,8 +243,8 @@ mod tests {
     fn unknown_fields_are_rejected_by_name() {
         let err = serde_json::from_str::<Budgets>(r#"{"fule": 5}"#).unwrap_err();
         assert!(err.to_string().contains("fule"), "{err}");
-        let err = serde_json::from_str::<EngineConfig>(r#"{"max_instance": 5}"#).unwrap_err();
-        assert!(err.to_string().contains("max_instance"), "{err}");
+        let err = serde_json::from_str::<EngineConfig>(r#"{"maxInstance": 5}"#).unwrap_err();
+        assert!(err.to_string().contains("maxInstance"), "{err}");
     }
 
     #[test]
@@ -258,14 +259,14 @@ mod tests {
                 },
             ),
             (
-                "budgets.deadline_ms",
+                "budgets.deadlineMs",
                 Budgets {
                     deadline_ms: 0,
                     ..Budgets::default()
                 },
             ),
             (
-                "budgets.memory_bytes",
+                "budgets.memoryBytes",
                 Budgets {
                     memory_bytes: 0,
                     ..Budgets::default()
@@ -278,12 +279,12 @@ mod tests {
             epoch_tick_ms: 0,
             ..EngineConfig::default()
         };
-        assert_eq!(e.validate().unwrap_err().field, "engine.epoch_tick_ms");
+        assert_eq!(e.validate().unwrap_err().field, "engine.epochTickMs");
         let e = EngineConfig {
             max_instances: 0,
             ..EngineConfig::default()
         };
-        assert_eq!(e.validate().unwrap_err().field, "engine.max_instances");
+        assert_eq!(e.validate().unwrap_err().field, "engine.maxInstances");
     }
 
     #[test]
@@ -298,8 +299,8 @@ mod tests {
         }
         .validate(&engine)
         .unwrap_err();
-        assert_eq!(err.field, "budgets.memory_bytes");
-        assert!(err.to_string().contains("engine.max_memory_bytes"), "{err}");
+        assert_eq!(err.field, "budgets.memoryBytes");
+        assert!(err.to_string().contains("engine.maxMemoryBytes"), "{err}");
     }
 
     #[test]
@@ -309,6 +310,6 @@ mod tests {
             async_stack_bytes: MIB,
             ..EngineConfig::default()
         };
-        assert_eq!(e.validate().unwrap_err().field, "engine.async_stack_bytes");
+        assert_eq!(e.validate().unwrap_err().field, "engine.asyncStackBytes");
     }
 }

@@ -1,1 +1,0 @@
-//! The HTTP endpoints operators scrape and probe: /metrics, /healthz, /readyz, /debug/pprof (issue 7).

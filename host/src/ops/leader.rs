@@ -1,1 +1,0 @@
-//! Leader election on a coordination.k8s.io Lease (issue 7).
