@@ -1,5 +1,6 @@
-//! The built `trellis` binary, run as a user runs it: exit codes, what it prints, and
-//! `trellis dev` serving kubectl until Ctrl-C.
+//! The built `trellis` binary, run as a user runs it: exit codes and what it prints for
+//! `check` and `rbac`, `trellis run` against a devcluster until SIGTERM (lease released,
+//! exit 0), and `trellis dev` serving kubectl and converging until Ctrl-C.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -245,6 +246,35 @@ fn dev_serves_kubectl_with_the_seeded_fixtures_and_stops_on_ctrl_c() {
     );
     assert_eq!(phase, "Running");
 
+    // The example plugins converge what kubectl shows.
+    let converged = eventually(|| {
+        let policies = kubectl(
+            &kubeconfig,
+            cache.path(),
+            &["get", "networkpolicies", "-A", "-o", "name"],
+        );
+        let summary = kubectl(
+            &kubeconfig,
+            cache.path(),
+            &[
+                "get",
+                "deployment",
+                "-n",
+                "shop",
+                "web",
+                "-o",
+                "jsonpath={.metadata.annotations.trellis\\.dev/pod-summary}",
+            ],
+        );
+        (policies.matches("trellis-default-deny").count() == 3 && summary.contains("\"ready\":3"))
+            .then_some(summary)
+    });
+    assert_eq!(
+        converged,
+        r#"{"ready":3,"total":3,"phases":{"Running":3},"restarts":2,"terminating":0}"#
+    );
+    dev.line_with("namespace-defaults running");
+
     let (code, output) = dev.interrupt();
     assert_eq!(code, Some(0), "output:\n{}", output.join("\n"));
     assert!(
@@ -252,6 +282,232 @@ fn dev_serves_kubectl_with_the_seeded_fixtures_and_stops_on_ctrl_c() {
         "{}",
         output.join("\n")
     );
+    let last = output.last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with("stopped: namespace-defaults") && last.contains("0 errors"),
+        "{last}"
+    );
+}
+
+/// Polls `check` for up to [`PATIENCE`].
+fn eventually<T>(mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {PATIENCE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A config directory with the example components and `yaml` as `trellis.yaml`.
+fn config_dir(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for component in trellis_plugin_bundle::ALL {
+        std::fs::write(
+            dir.path().join(format!("{}.wasm", component.name)),
+            component.wasm,
+        )
+        .unwrap();
+    }
+    let path = dir.path().join("trellis.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn check_reports_a_valid_config_with_exit_0_and_every_mistake_with_exit_2() {
+    let (_dir, good) = config_dir(trellis_host::ops::config::DEV_CONFIG);
+    let out = trellis(&["check", "-c", good.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("ok: plugin namespace-defaults"), "{stdout}");
+    assert!(stdout.contains("ok: plugin deployment-summary"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("2 plugins"), "{stdout}");
+
+    let bad = trellis_host::ops::config::DEV_CONFIG
+        .replace(
+            "component: deployment-summary.wasm",
+            "component: missing.wasm",
+        )
+        .replace("kind: Deployment\n", "kind: Deployment\n    workers: 0\n");
+    let (_dir, bad) = config_dir(&bad);
+    let out = trellis(&["check", "-c", bad.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("missing.wasm"), "{stdout}");
+    assert!(stdout.contains("workers"), "{stdout}");
+    assert!(stdout.contains("FAILED: 2 errors"), "{stdout}");
+    assert!(!text(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn rbac_prints_yaml_for_a_valid_config_and_exits_2_for_a_bad_one() {
+    let (_dir, good) = config_dir(trellis_host::ops::config::DEV_CONFIG);
+    let out = trellis(&[
+        "rbac",
+        "-c",
+        good.to_str().unwrap(),
+        "--namespace",
+        "ops",
+        "--service-account",
+        "reconciler",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(yaml.contains("kind: ClusterRole"), "{yaml}");
+    assert!(yaml.contains("networkpolicies"), "{yaml}");
+    assert!(yaml.contains("name: reconciler"), "{yaml}");
+    assert!(yaml.contains("namespace: ops"), "{yaml}");
+    assert!(
+        text(&out.stderr).is_empty(),
+        "logs stay off stdout and quiet: {}",
+        text(&out.stderr)
+    );
+
+    let (_dir, bad) = config_dir("plugins: []\n");
+    let out = trellis(&["rbac", "-c", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("trellis.yaml"), "{stderr}");
+    assert!(stderr.contains("plugins"), "{stderr}");
+}
+
+/// `GET path` on `address`: (status code, body).
+fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+#[test]
+fn run_reconciles_serves_health_and_metrics_and_stops_on_sigterm_releasing_the_lease() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use trellis_devcluster::{DevCluster, DevClusterOptions};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fixtures = tempfile::tempdir().unwrap();
+    let (cluster, client) = runtime.block_on(async {
+        let cluster = DevCluster::start(DevClusterOptions::default())
+            .await
+            .unwrap();
+        let client = cluster.client().unwrap();
+        let path = trellis_host::ops::dev::write_default_fixtures(fixtures.path()).unwrap();
+        trellis_host::ops::dev::seed_fixtures(&cluster, &client, &path)
+            .await
+            .unwrap();
+        (cluster, client)
+    });
+    let config = format!(
+        "host:\n  metricsAddress: 127.0.0.1:0\n  shutdownTimeoutSeconds: 5\n  leaderElection:\n    \
+         leaseName: trellis\n    leaseNamespace: default\n    identity: cli-test\n    \
+         leaseDurationSeconds: 4\n    renewDeadlineSeconds: 3\n    retryPeriodSeconds: 1\n{}",
+        trellis_host::ops::config::DEV_CONFIG
+    );
+    let (_dir, path) = config_dir(&config);
+    let mut child = Command::new(TRELLIS)
+        .args(["--log-format", "json", "run", "-c"])
+        .arg(&path)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut run = Dev {
+        child,
+        lines,
+        seen: Vec::new(),
+    };
+    // JSON logs: the bound address is a field of the server's start line.
+    let serving = run.line_with("serving /metrics");
+    let record: serde_json::Value = serde_json::from_str(&serving).expect("a JSON log line");
+    let address = record["address"]
+        .as_str()
+        .expect("address field")
+        .to_string();
+
+    let readiness =
+        eventually(|| http_get(&address, "/readyz?verbose").filter(|(code, _)| *code == 200));
+    assert!(
+        readiness.1.contains("plugin:namespace-defaults"),
+        "{}",
+        readiness.1
+    );
+    assert_eq!(http_get(&address, "/healthz").map(|(c, _)| c), Some(200));
+    eventually(|| {
+        runtime
+            .block_on(
+                kube::Api::<NetworkPolicy>::namespaced(client.clone(), "team-a")
+                    .get_opt("trellis-default-deny"),
+            )
+            .unwrap()
+    });
+    let (_, metrics) = http_get(&address, "/metrics").unwrap();
+    assert!(
+        metrics.contains("controller_runtime_reconcile_total{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("leader_election_master_status"),
+        "{metrics}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &run.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + PATIENCE;
+    let code = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trellis run did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    while let Ok(line) = run.lines.recv_timeout(Duration::from_secs(2)) {
+        run.seen.push(line);
+    }
+    assert_eq!(code, Some(0), "{}", run.seen.join("\n"));
+    let lease = runtime
+        .block_on(kube::Api::<Lease>::namespaced(client.clone(), "default").get("trellis"))
+        .unwrap();
+    let spec = lease.spec.unwrap();
+    let released = spec.holder_identity.as_deref().unwrap_or("").is_empty()
+        || spec.lease_duration_seconds == Some(1);
+    assert!(released, "the lease was not released: {spec:?}");
+    runtime.block_on(cluster.stop());
 }
 
 /// The dev config beside the real example components, as `trellis dev` lays it out.

@@ -9,7 +9,9 @@
 //! - [`metrics`]: reading samples from the Prometheus text encoding, as a scraper would.
 
 pub mod cluster;
+pub mod host;
 pub mod metrics;
+pub mod objects;
 pub mod wait;
 
 /// Logs of the code under test, shown for failing tests (`RUST_LOG` filters, default warn).

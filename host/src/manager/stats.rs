@@ -50,8 +50,10 @@ pub struct PluginStats {
     pub reconciles: u64,
     /// Reconciles that ended in an error (guest error, trap, fuel, deadline, memory).
     pub errors: u64,
-    /// Keys waiting in its queue (ready or delayed).
+    /// Keys ready to run (not counting keys waiting for a requeue-after or a backoff).
     pub queued: usize,
+    /// Keys being reconciled now.
+    pub in_flight: usize,
 }
 
 /// Every plugin's numbers, in config order.
@@ -67,5 +69,80 @@ impl Stats {
 
     pub fn reconciles(&self) -> u64 {
         self.plugins.iter().map(|p| p.reconciles).sum()
+    }
+}
+
+/// Reconcile counts per plugin, read from the worker pools' controller-runtime counters in the
+/// host's registry (the same numbers /metrics shows).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Counts {
+    /// plugin -> (reconciles, errors)
+    by_plugin: std::collections::HashMap<String, (u64, u64)>,
+}
+
+impl Counts {
+    pub fn read(registry: &prometheus_client::registry::Registry) -> Self {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
+            return Self::default();
+        }
+        Self::parse(&text)
+    }
+
+    fn parse(text: &str) -> Self {
+        let mut counts = Self::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Some((metric, labels)) = series.split_once('{') else {
+                continue;
+            };
+            let slot = match metric {
+                "controller_runtime_reconcile_total" => 0,
+                "controller_runtime_reconcile_errors_total" => 1,
+                _ => continue,
+            };
+            let Some(controller) = labels
+                .trim_end_matches('}')
+                .split(',')
+                .find_map(|pair| pair.strip_prefix("controller=\""))
+                .map(|v| v.trim_end_matches('"'))
+            else {
+                continue;
+            };
+            let value = value.parse::<f64>().unwrap_or(0.0) as u64;
+            let entry = counts.by_plugin.entry(controller.to_string()).or_default();
+            if slot == 0 {
+                entry.0 += value;
+            } else {
+                entry.1 += value;
+            }
+        }
+        counts
+    }
+
+    /// (reconciles, errors) of `plugin`.
+    pub fn of(&self, plugin: &str) -> (u64, u64) {
+        self.by_plugin.get(plugin).copied().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_sum_results_per_controller() {
+        let text = "# TYPE controller_runtime_reconcile counter\n\
+            controller_runtime_reconcile_total{controller=\"a\",result=\"success\"} 7\n\
+            controller_runtime_reconcile_total{controller=\"a\",result=\"error\"} 2\n\
+            controller_runtime_reconcile_total{result=\"success\",controller=\"b\"} 1\n\
+            controller_runtime_reconcile_errors_total{controller=\"a\"} 2\n\
+            controller_runtime_reconcile_time_seconds_count{controller=\"a\"} 9\n";
+        let counts = Counts::parse(text);
+        assert_eq!(counts.of("a"), (9, 2));
+        assert_eq!(counts.of("b"), (1, 0));
+        assert_eq!(counts.of("c"), (0, 0));
     }
 }

@@ -71,6 +71,7 @@ impl DedicatedRuntime {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name(name)
+            .on_thread_start(lower_priority)
             .enable_all()
             .build()?;
         Ok(Self {
@@ -92,6 +93,23 @@ impl DedicatedRuntime {
         }
     }
 }
+
+/// Makes the calling thread yield the CPU to the host's own threads: guest threads run at
+/// nice 10, so under CPU contention the event path, the API I/O and the metrics server (nice
+/// 0) are scheduled first and a spinning guest only gets what they leave. Best effort: a
+/// failure (no permission is needed to lower one's own priority) leaves the thread as is.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with PRIO_PROCESS and who = 0 changes only the calling thread on
+    // Linux (nice values are per thread there); it takes no pointers.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, GUEST_NICE);
+    }
+}
+
+/// The nice value of guest threads (see [`lower_priority`]).
+#[cfg(target_os = "linux")]
+const GUEST_NICE: libc::c_int = 10;
 
 /// Where workers run; see the module docs.
 #[derive(Clone, Debug)]

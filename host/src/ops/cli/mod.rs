@@ -8,6 +8,7 @@
 
 mod exit;
 mod logging;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,8 +17,11 @@ use clap::{Args, Parser, Subcommand};
 
 pub use exit::{CliError, Exit};
 pub use logging::LogFormat;
+pub use run::{RunOptions, connect, serve};
 
 use crate::ops::dev::{self, DevOptions, ProgressMode};
+use crate::ops::rbac::{self, RbacOptions};
+use crate::ops::{check, config};
 
 const ABOUT: &str = "Trellis: a Kubernetes reconciler host that runs reconcilers as sandboxed \
 WebAssembly components";
@@ -192,7 +196,7 @@ pub fn run(cli: Cli) -> Exit {
     // wait for ones that ignore cancellation.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
-        Ok(()) => Exit::Ok,
+        Ok(exit) => exit,
         Err(error) => {
             eprintln!("error: {error}");
             error.exit()
@@ -200,7 +204,7 @@ pub fn run(cli: Cli) -> Exit {
     }
 }
 
-async fn dispatch(command: Command, terminal: dev::Terminal) -> Result<(), CliError> {
+async fn dispatch(command: Command, terminal: dev::Terminal) -> Result<Exit, CliError> {
     match command {
         Command::Dev(args) => {
             let options = DevOptions {
@@ -211,34 +215,38 @@ async fn dispatch(command: Command, terminal: dev::Terminal) -> Result<(), CliEr
                 progress: args.progress,
             };
             dev::run(options, terminal).await?;
-            Ok(())
+            Ok(Exit::Ok)
         }
-        Command::Run(_) => Err(CliError::NotBuilt("run")),
+        Command::Run(args) => {
+            run::run(run::RunOptions {
+                config: args.config,
+                kubeconfig: args.kubeconfig,
+                context: args.context,
+            })
+            .await?;
+            Ok(Exit::Ok)
+        }
         Command::Check(args) => {
-            // Compiling components is CPU work; keep it off the async threads.
-            let report =
-                tokio::task::spawn_blocking(move || crate::ops::check::check(&args.config))
-                    .await
-                    .map_err(|error| CliError::Failed(format!("check did not finish: {error}")))?;
-            print!("{report}");
-            if report.is_ok() {
-                Ok(())
+            // Compiling components is CPU work: off the async threads.
+            let report = tokio::task::spawn_blocking(move || check::check(&args.config))
+                .await
+                .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
+            // The report is the command's output, errors included: printed once, on stdout.
+            println!("{report}");
+            Ok(if report.is_ok() {
+                Exit::Ok
             } else {
-                Err(CliError::Invalid(format!(
-                    "{}: the config or its components have errors (listed above)",
-                    report.file.display()
-                )))
-            }
+                Exit::Usage
+            })
         }
         Command::Rbac(args) => {
-            let config = crate::ops::config::load(&args.config)
-                .map_err(|errors| CliError::Invalid(errors.to_string()))?;
-            let options = crate::ops::rbac::RbacOptions {
+            let config = config::load(&args.config)?;
+            let options = RbacOptions {
                 service_account: args.service_account,
                 namespace: args.namespace,
             };
-            print!("{}", crate::ops::rbac::render(&config, &options));
-            Ok(())
+            print!("{}", rbac::render(&config, &options));
+            Ok(Exit::Ok)
         }
     }
 }

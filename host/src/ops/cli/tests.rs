@@ -141,7 +141,9 @@ fn help_exists_everywhere_and_documents_exit_codes() {
 
 #[test]
 fn errors_pick_their_exit_code() {
-    assert_eq!(CliError::NotBuilt("run").exit(), Exit::Runtime);
+    assert_eq!(CliError::LeadershipLost.exit(), Exit::Runtime);
+    assert_eq!(CliError::Invalid("x".into()).exit(), Exit::Usage);
+    assert_eq!(CliError::Cluster("x".into()).exit(), Exit::Runtime);
     let usage = CliError::Dev(crate::ops::dev::DevError::State(
         crate::ops::dev::StateError::Config {
             path: "x".into(),

@@ -29,7 +29,13 @@ pub use progress::{Progress, ProgressMode, report};
 pub use state::{DEV_CONFIG, StateError, StatePaths};
 pub use terminal::Terminal;
 
-use crate::manager::Stats;
+use tracing::warn;
+
+use crate::manager::{FileWatch, Manager, ManagerOptions, POLL_EVERY, StartError};
+use crate::ops::config::{self, ConfigErrors};
+use crate::ops::health::Health;
+use crate::ops::http::OpsServer;
+use crate::ops::signals;
 
 /// What `trellis dev` was asked to do.
 #[derive(Debug, Clone)]
@@ -49,19 +55,25 @@ pub struct DevOptions {
 pub enum DevError {
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
     #[error("cannot start the devcluster: {0}")]
     Cluster(#[from] trellis_devcluster::Error),
     #[error("cannot seed the fixtures: {0}")]
     Fixtures(#[from] FixtureError),
-    #[error("cannot wait for Ctrl-C: {0}")]
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("cannot handle Ctrl-C: {0}")]
     Signal(#[source] std::io::Error),
 }
 
 impl DevError {
-    /// Whether the user's input (a path, a fixture file) is at fault: exit code 2.
+    /// Whether the user's input (a path, the config, a fixture file) is at fault: exit code 2.
     pub fn is_usage(&self) -> bool {
         match self {
             DevError::State(error) => error.is_usage(),
+            DevError::Config(_) => true,
+            DevError::Start(error) => error.is_config(),
             DevError::Fixtures(FixtureError::Status { .. }) => false,
             DevError::Fixtures(_) => true,
             DevError::Cluster(_) | DevError::Signal(_) => false,
@@ -71,11 +83,14 @@ impl DevError {
 
 /// Runs the dev loop until Ctrl-C.
 pub async fn run(options: DevOptions, terminal: Terminal) -> Result<(), DevError> {
+    // Everything that can be wrong with the user's input is checked before anything starts.
     let paths = state::prepare(
         &options.state_dir,
         options.config.as_deref(),
         options.fixtures.as_deref(),
     )?;
+    let config = config::load(&paths.config)?;
+
     let cluster = DevCluster::start(DevClusterOptions {
         port: options.port,
         kubeconfig: Some(paths.kubeconfig.clone()),
@@ -84,25 +99,66 @@ pub async fn run(options: DevOptions, terminal: Terminal) -> Result<(), DevError
     .await?;
     let client = cluster.client()?;
     let seeded = fixtures::seed(&cluster, &client, &paths.fixtures).await?;
-    print_banner(&cluster, &paths, seeded);
 
-    let stop = CancellationToken::new();
-    let reporter = tokio::spawn(report(
-        terminal.clone(),
-        options.progress,
-        Stats::default,
-        stop.clone(),
-    ));
-    let interrupted = tokio::signal::ctrl_c().await.map_err(DevError::Signal);
-    stop.cancel();
-    let _ = reporter.await;
-    terminal.write_lines(b"stopping: Ctrl-C received");
+    let shutdown = CancellationToken::new();
+    let _signals = signals::install(shutdown.clone()).map_err(DevError::Signal)?;
+    let health = Health::default();
+    let mut manager_options = ManagerOptions::new("trellis-dev");
+    manager_options.health = Some(health.clone());
+    let manager = Manager::start(&config, client, manager_options).await?;
+    // Metrics are a convenience here: a taken port is a warning, not a reason to stop.
+    let server = match config.host.metrics_address {
+        Some(address) => {
+            match OpsServer::start(address, manager.registry(), health, &shutdown).await {
+                Ok(server) => Some(server),
+                Err(error) => {
+                    warn!(%error, "not serving /metrics and /readyz");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    print_banner(
+        &cluster,
+        &paths,
+        seeded,
+        server.as_ref().map(OpsServer::local_addr),
+    );
+
+    // Until Ctrl-C: the progress line, and reloads when the config or a component changes.
+    tokio::select! {
+        () = report(terminal.clone(), options.progress, || manager.stats(), shutdown.clone()) => {}
+        () = FileWatch::new(config.clone()).run(&manager, POLL_EVERY) => {}
+    }
+    terminal.write_lines(b"stopping: finishing held keys (Ctrl-C again exits at once)");
+    let stats = manager.stats();
+    let left = manager.shutdown(config.host.shutdown_timeout).await;
+    if let Some(server) = server {
+        let _ = server.stop().await;
+    }
     cluster.stop().await;
-    interrupted
+    let mut summary = String::from("stopped:");
+    for plugin in &stats.plugins {
+        summary.push_str(&format!(
+            " {} {} reconciles, {} errors;",
+            plugin.name, plugin.reconciles, plugin.errors
+        ));
+    }
+    if !left.drained() {
+        summary.push_str(" some calls were cancelled at the deadline;");
+    }
+    terminal.write_lines(summary.trim_end_matches(';').as_bytes());
+    Ok(())
 }
 
 /// What the user needs to start poking at the cluster, on stdout.
-fn print_banner(cluster: &DevCluster, paths: &StatePaths, seeded: Seeded) {
+fn print_banner(
+    cluster: &DevCluster,
+    paths: &StatePaths,
+    seeded: Seeded,
+    metrics: Option<std::net::SocketAddr>,
+) {
     let config = if paths.builtin_config {
         format!(
             "{} (built-in: namespace-defaults, deployment-summary)",
@@ -123,11 +179,15 @@ fn print_banner(cluster: &DevCluster, paths: &StatePaths, seeded: Seeded) {
         seeded.statuses
     );
     let kubeconfig = paths.kubeconfig.display();
+    let metrics = match metrics {
+        Some(address) => format!("\n  metrics:   http://{address}/metrics (and /readyz)"),
+        None => String::new(),
+    };
     let text = format!(
         "trellis dev: devcluster (Kubernetes {KUBERNETES_VERSION}) listening on {url}
   state dir: {dir}
   config:    {config}
-  fixtures:  {fixtures}
+  fixtures:  {fixtures}{metrics}
 
 Point kubectl at it (dev only: plain HTTP, no authentication):
   export KUBECONFIG={kubeconfig}

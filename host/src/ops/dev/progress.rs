@@ -140,6 +140,7 @@ mod tests {
                     reconciles,
                     errors,
                     queued: 0,
+                    in_flight: 1,
                 },
                 PluginStats {
                     name: "deployment-summary".into(),
@@ -148,6 +149,7 @@ mod tests {
                     reconciles: 0,
                     errors: 0,
                     queued: 3,
+                    in_flight: 0,
                 },
             ],
         }

@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 use super::fixtures;
 
-/// The config `trellis dev` runs without `-c`: the example plugins with what they need.
-pub const DEV_CONFIG: &str = include_str!("dev-config.yaml");
+/// The config `trellis dev` runs without `-c`: the example plugins with what they need
+/// (`ops::config`'s dev.yaml).
+pub use crate::ops::config::DEV_CONFIG;
 
 /// File names inside the state directory.
 pub const KUBECONFIG: &str = "kubeconfig";

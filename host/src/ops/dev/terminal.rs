@@ -23,6 +23,8 @@ struct State {
 
 struct Inner {
     tty: bool,
+    /// A fixed width (tests); `None`: ask the terminal at each draw (it may be resized).
+    width: Option<usize>,
     state: Mutex<State>,
 }
 
@@ -48,9 +50,19 @@ impl Terminal {
 
     /// Any output, e.g. a buffer in tests; `tty` says whether a progress line may be drawn.
     pub fn with_output(tty: bool, out: Box<dyn Write + Send>) -> Self {
+        Self::build(tty, None, out)
+    }
+
+    /// A terminal `width` columns wide writing to `out` (tests).
+    pub fn with_width(out: Box<dyn Write + Send>, width: usize) -> Self {
+        Self::build(true, Some(width), out)
+    }
+
+    fn build(tty: bool, width: Option<usize>, out: Box<dyn Write + Send>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 tty,
+                width,
                 state: Mutex::new(State { line: None, out }),
             }),
         }
@@ -62,10 +74,13 @@ impl Terminal {
 
     /// Replaces the refreshing progress line. Only on a terminal; elsewhere it does nothing
     /// (progress off a terminal is written as plain lines with [`write_lines`](Self::write_lines)).
+    /// The line is cut to the terminal's width: a wrapped line could not be erased in place.
     pub fn draw(&self, line: &str) {
         if !self.inner.tty {
             return;
         }
+        let line = fit(line, self.inner.width.or_else(stderr_width));
+        let line = line.as_str();
         let mut state = self.inner.state.lock();
         let _ = state.out.write_all(ERASE_LINE);
         let _ = state.out.write_all(line.as_bytes());
@@ -98,6 +113,40 @@ impl Terminal {
         }
         let _ = out.flush();
     }
+}
+
+/// `line` cut to `width - 1` characters (the last column stays free so the cursor never
+/// wraps), ending in `…` when cut.
+fn fit(line: &str, width: Option<usize>) -> String {
+    let Some(width) = width.filter(|w| *w > 1) else {
+        return line.to_string();
+    };
+    let room = width - 1;
+    if line.chars().count() <= room {
+        return line.to_string();
+    }
+    let mut cut: String = line.chars().take(room.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The width of the terminal on stderr, if it is one.
+fn stderr_width() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        let mut size = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ writes a `winsize` into the pointer, which points at one.
+        let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+        if ok && size.ws_col > 0 {
+            return Some(usize::from(size.ws_col));
+        }
+    }
+    std::env::var("COLUMNS").ok()?.parse().ok()
 }
 
 /// One log event's text, written in one piece when the subscriber is done with it (the fmt
@@ -177,6 +226,17 @@ mod tests {
             out.text(),
             "\r\x1b[2Kprogress 1\r\x1b[2KINFO hello\nprogress 1\r\x1b[2Kprogress 2\r\x1b[2K"
         );
+    }
+
+    #[test]
+    fn a_line_wider_than_the_terminal_is_cut_so_it_can_be_erased() {
+        let out = Shared::default();
+        let terminal = Terminal::with_width(Box::new(out.clone()), 10);
+        terminal.draw("0123456789abc");
+        terminal.draw("short");
+        assert_eq!(out.text(), "\r\x1b[2K01234567…\r\x1b[2Kshort");
+        assert_eq!(fit("abc", None), "abc");
+        assert_eq!(fit("abcdef", Some(1)), "abcdef");
     }
 
     #[test]

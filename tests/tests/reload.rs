@@ -1,0 +1,188 @@
+//! Hot reload of one plugin (issue 7) through `Manager::reload_plugin`: a valid new version
+//! takes effect without a restart, an invalid one is rejected and the old keeps serving, new
+//! grants take effect, and what a running pool cannot change is refused with the field named.
+
+use trellis_e2e::cluster::Cluster;
+use trellis_e2e::host::Host;
+use trellis_e2e::objects::{label_namespace, policy, quota};
+use trellis_e2e::wait::{PATIENCE, until};
+use trellis_e2e::{init_logging, metrics};
+use trellis_host::manager::{ReloadError, Reloaded};
+use trellis_host::ops::dev::DEV_CONFIG;
+
+const PLUGIN: &str = "namespace-defaults";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_versions_take_effect_and_invalid_ones_leave_the_old_one_serving() {
+    init_logging();
+    let cluster = Cluster::with_dev_fixtures().await;
+    let host = Host::start(&cluster, DEV_CONFIG).await;
+    let client = &cluster.client;
+    until("defaults in team-a", PATIENCE, || async {
+        policy(client, "team-a").await.map(|_| ())
+    })
+    .await;
+    let original = host.config.plugin(PLUGIN).unwrap().clone();
+
+    // A broken component: refused, the old version keeps serving.
+    let broken = host.dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"\0asm but not really").unwrap();
+    let mut bad = original.clone();
+    bad.component = broken.clone();
+    let error = host.manager.reload_plugin(&bad).await.unwrap_err();
+    assert!(matches!(error, ReloadError::Invalid(_)), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("plugins[0] (namespace-defaults).component"),
+        "{message}"
+    );
+    assert!(message.contains("broken.wasm"), "{message}");
+    assert!(message.contains("the running version is kept"), "{message}");
+    label_namespace(client, "sandbox", "trellis.dev/defaults", Some("enabled")).await;
+    until("the old version still reconciles", PATIENCE, || async {
+        policy(client, "sandbox").await.map(|_| ())
+    })
+    .await;
+
+    // Another component takes effect at once: misbehave fails every Namespace (it has no
+    // `data.mode`), so a newly labelled Namespace gets nothing and errors are counted.
+    let errors_before = host.stats().plugin(PLUGIN).unwrap().errors;
+    let mut other = original.clone();
+    other.component = host.dir.path().join("misbehave.wasm");
+    assert_eq!(
+        host.manager.reload_plugin(&other).await.unwrap(),
+        Reloaded::Component
+    );
+    label_namespace(client, "legacy", "trellis.dev/defaults", Some("enabled")).await;
+    until("the new version's failures", PATIENCE, || async {
+        (host.stats().plugin(PLUGIN)?.errors > errors_before).then_some(())
+    })
+    .await;
+    assert!(policy(client, "legacy").await.is_none());
+
+    // Back to namespace-defaults, without the ResourceQuota write grant: new host services.
+    let mut narrower = original.clone();
+    narrower
+        .permissions
+        .write
+        .retain(|grant| grant.kind != "ResourceQuota");
+    assert_eq!(
+        host.manager.reload_plugin(&narrower).await.unwrap(),
+        Reloaded::HostServices
+    );
+    // legacy is reconciled again (its failure is retried): the policy is written, the quota
+    // is denied by the new grants.
+    until(
+        "legacy's policy by the reloaded plugin",
+        PATIENCE,
+        || async { policy(client, "legacy").await.map(|_| ()) },
+    )
+    .await;
+    until("the quota write denied", PATIENCE, || async {
+        let denied = metrics::sum(
+            &host.metrics(),
+            "trellis_writes_total",
+            &[("plugin", PLUGIN), ("result", "denied")],
+        );
+        (denied >= 1.0).then_some(())
+    })
+    .await;
+    assert!(quota(client, "legacy").await.is_none());
+
+    // What a running pool cannot change.
+    let mut more_workers = original.clone();
+    more_workers.workers += 1;
+    let error = host.manager.reload_plugin(&more_workers).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ReloadError::NeedsRestart {
+                field: "workers",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let mut renamed = original.clone();
+    renamed.name = "nobody".into();
+    let error = host.manager.reload_plugin(&renamed).await.unwrap_err();
+    assert!(matches!(error, ReloadError::UnknownPlugin(_)), "{error}");
+
+    assert!(host.shutdown().await.drained());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_files_reload_their_plugin_and_a_broken_config_is_rejected() {
+    use trellis_host::manager::{FileReload, FileWatch};
+
+    init_logging();
+    let cluster = Cluster::with_dev_fixtures().await;
+    let host = Host::start(&cluster, DEV_CONFIG).await;
+    let mut files = FileWatch::new(host.config.clone());
+    assert_eq!(files.poll(&host.manager).await, vec![]);
+
+    // Rewriting a file with the same bytes changes nothing.
+    let component = host.dir.path().join("namespace-defaults.wasm");
+    let original = std::fs::read(&component).unwrap();
+    std::fs::write(&component, &original).unwrap();
+    assert_eq!(files.poll(&host.manager).await, vec![]);
+
+    // A new component in place: that plugin, and only it, is reloaded.
+    std::fs::write(&component, trellis_plugin_bundle::MISBEHAVE.wasm).unwrap();
+    assert_eq!(
+        files.poll(&host.manager).await,
+        vec![FileReload::Reloaded {
+            plugin: PLUGIN.into(),
+            how: Reloaded::Component
+        }]
+    );
+    // A broken component: rejected, counted, the running version kept.
+    std::fs::write(&component, b"not wasm").unwrap();
+    let polled = files.poll(&host.manager).await;
+    assert!(
+        matches!(&polled[..], [FileReload::Rejected { plugin, error }]
+            if plugin == PLUGIN && error.contains("the running version is kept")),
+        "{polled:?}"
+    );
+    let text = host.metrics();
+    assert_eq!(
+        metrics::sum(
+            &text,
+            "trellis_plugin_reloads_total",
+            &[("plugin", PLUGIN), ("result", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics::sum(
+            &text,
+            "trellis_plugin_reloads_total",
+            &[("plugin", PLUGIN), ("result", "rejected")]
+        ),
+        1.0
+    );
+
+    // The config file: a mistake is rejected with its errors; a new grant reloads.
+    std::fs::write(&component, &original).unwrap();
+    let config = host.dir.path().join("trellis.yaml");
+    std::fs::write(
+        &config,
+        DEV_CONFIG.replace("kind: Deployment\n", "kind: Deployment\n    workers: 99\n"),
+    )
+    .unwrap();
+    let polled = files.poll(&host.manager).await;
+    assert!(
+        matches!(&polled[..], [FileReload::ConfigRejected(errors)] if errors.contains("workers")),
+        "{polled:?}"
+    );
+    std::fs::write(&config, DEV_CONFIG.replace("verbs: [apply, delete]}\n        - {apiVersion: v1, kind: ResourceQuota, verbs: [apply, delete]}", "verbs: [apply, delete]}")).unwrap();
+    let polled = files.poll(&host.manager).await;
+    assert_eq!(
+        polled,
+        vec![FileReload::Reloaded {
+            plugin: PLUGIN.into(),
+            how: Reloaded::HostServices
+        }],
+    );
+    assert!(host.shutdown().await.drained());
+}
