@@ -1,30 +1,13 @@
-//! The Trellis side: the real host parts running the status-bench component from
-//! `trellis-plugin-bundle`, configured by a config file loaded with `ops::config::load`
-//! exactly as `trellis run` loads one.
-//!
-//! Until the host's manager lands (issue 6), the parts are assembled here the way the manager
-//! documents it: the sandbox compiles the component; the plugin's queue gets a `QueueSink`
-//! that every watch of the plugin (the Deployments as primary, the ConfigMaps as secondary,
-//! mapped by the `bench.trellis.dev/deployment` label) subscribes through; once every watch is
-//! synced, `HostCalls` is built over those caches and the worker `Pool` starts on the default
-//! guest executor. Reconcile counts come from the pool's controller-runtime counters in the
-//! registry, as /metrics would show them.
+//! The Trellis side: the real host, `trellis_host::manager::Manager` (what `trellis run`
+//! starts), running the status-bench component from `trellis-plugin-bundle` with a config file
+//! loaded by `ops::config::load` exactly as `trellis run` loads one. Reconcile counts are the
+//! manager's stats, read from the controller-runtime counters /metrics shows.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::registry::Registry;
 use trellis_devcluster::DevCluster;
-use trellis_host::hostcalls::{
-    DEFAULT_REQUEST_TIMEOUT, HostCallMetrics, HostCalls, HostCallsConfig, Kinds, ReadableCaches,
-};
-use trellis_host::informer::{InformerOptions, Informers, Subscription};
-use trellis_host::queue::{QueueMetrics, WorkQueue};
-use trellis_host::sandbox::Sandbox;
-use trellis_host::worker::{
-    GuestExecutor, Pool, PoolConfig, PoolSpec, QueueSink, Target, WorkerMetrics,
-};
+use trellis_host::manager::{Manager, ManagerOptions, PluginPhase};
 
 use crate::workload::OWNER_LABEL;
 
@@ -33,12 +16,7 @@ pub const PLUGIN: &str = "status-bench";
 
 /// A running Trellis host (one plugin).
 pub struct Trellis {
-    pool: Pool,
-    registry: Registry,
-    // Kept alive for as long as the pool runs: dropping them stops the informers.
-    _subscriptions: Vec<Subscription>,
-    _informers: Informers,
-    _sandbox: Sandbox,
+    manager: Manager,
 }
 
 fn config(namespace: &str, workers: u16) -> String {
@@ -71,8 +49,8 @@ plugins:
 }
 
 impl Trellis {
-    /// Loads the config, compiles the component, subscribes and syncs the watches and starts
-    /// the workers, on the current runtime.
+    /// Loads the config and starts the host on the current runtime; returns once the plugin's
+    /// caches are synced and its workers run.
     pub async fn start(
         cluster: &DevCluster,
         namespace: &str,
@@ -83,121 +61,44 @@ impl Trellis {
         std::fs::write(&path, config(namespace, workers))
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
         let config = trellis_host::ops::config::load(&path).map_err(|e| e.to_string())?;
-        let plugin = config.plugins.first().ok_or("the config has no plugin")?;
         let client = cluster.client().map_err(|e| e.to_string())?;
-
-        let mut registry = Registry::default();
-        let informers = Informers::new(
-            client.clone(),
-            &mut registry,
-            InformerOptions {
-                sync_timeout: config.host.cache_sync_timeout,
-                ..InformerOptions::default()
-            },
-        );
-        let worker_metrics = WorkerMetrics::register(&mut registry);
-        let queue_metrics = QueueMetrics::register(&mut registry);
-        let host_metrics = HostCallMetrics::register(&mut registry);
-
-        let sandbox = Sandbox::new(config.host.engine.clone()).map_err(|e| e.to_string())?;
-        let component = sandbox
-            .load_file(&plugin.name, &plugin.component, plugin.budgets.clone())
+        let manager = Manager::start(&config, client, ManagerOptions::new("e2e-bench"))
+            .await
             .map_err(|e| e.to_string())?;
-        let queue = WorkQueue::with_metrics(plugin.queue.clone(), &queue_metrics)
-            .map_err(|e| e.to_string())?;
-        let sink = Arc::new(QueueSink::new(queue.clone(), plugin.kind()));
-        let mut subscriptions = Vec::new();
-        for (watch, role) in plugin.subscriptions() {
-            subscriptions.push(
-                informers
-                    .subscribe(&plugin.name, watch, role, sink.clone())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+        let deadline = tokio::time::Instant::now() + config.host.cache_sync_timeout * 2;
+        loop {
+            let phase = manager.stats().plugin(PLUGIN).map(|p| p.phase);
+            match phase {
+                Some(PluginPhase::Running) => break,
+                Some(PluginPhase::Syncing) | Some(PluginPhase::Standby) => {}
+                other => return Err(format!("the plugin did not start: {other:?}")),
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("the plugin's caches did not sync in time".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let mut caches = ReadableCaches::new();
-        for subscription in &subscriptions {
-            subscription
-                .wait_synced()
-                .await
-                .map_err(|e| e.to_string())?;
-            caches
-                .add_subscription(subscription)
-                .map_err(|e| e.to_string())?;
-        }
-        let mut calls = HostCallsConfig::new(&plugin.name, plugin.permissions.clone(), "e2e-bench");
-        calls.field_manager = plugin.field_manager.clone();
-        let host = HostCalls::new(
-            calls,
-            caches,
-            client.clone(),
-            Kinds::new(client, DEFAULT_REQUEST_TIMEOUT),
-            &host_metrics,
-        );
-        let pool = Pool::start(
-            PoolSpec {
-                target: Target {
-                    plugin: component,
-                    host: Arc::new(host),
-                },
-                queue,
-                primary: subscriptions[0].cache().clone(),
-                config: PoolConfig {
-                    workers: plugin.workers as usize,
-                    degraded_after: plugin.degraded_after,
-                },
-            },
-            &worker_metrics,
-            &GuestExecutor::default(),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(Self {
-            pool,
-            registry,
-            _subscriptions: subscriptions,
-            _informers: informers,
-            _sandbox: sandbox,
-        })
+        Ok(Self { manager })
     }
 
-    /// `controller_runtime_reconcile_total` of the plugin, summed over results, and the
-    /// `error` result alone, as /metrics shows them.
     fn counts(&self) -> (u64, u64) {
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
-            return (0, 0);
-        }
-        let (mut all, mut errors) = (0, 0);
-        let controller = format!("controller=\"{PLUGIN}\"");
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix("controller_runtime_reconcile_total{") else {
-                continue;
-            };
-            let Some((labels, value)) = rest.split_once("} ") else {
-                continue;
-            };
-            if !labels.contains(&controller) {
-                continue;
-            }
-            let value: u64 = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
-            all += value;
-            if labels.contains("result=\"error\"") {
-                errors += value;
-            }
-        }
-        (all, errors)
+        self.manager
+            .stats()
+            .plugin(PLUGIN)
+            .map(|p| (p.reconciles, p.errors))
+            .unwrap_or_default()
     }
 
-    pub fn reconciles(&self) -> Option<u64> {
-        Some(self.counts().0)
+    pub fn reconciles(&self) -> u64 {
+        self.counts().0
     }
 
-    pub fn errors(&self) -> Option<u64> {
-        Some(self.counts().1)
+    pub fn errors(&self) -> u64 {
+        self.counts().1
     }
 
     pub async fn stop(self) {
-        let report = self.pool.shutdown(Duration::from_secs(30)).await;
+        let report = self.manager.shutdown(Duration::from_secs(30)).await;
         if !report.drained() {
             eprintln!("trellis: shutdown left work behind: {report:?}");
         }
