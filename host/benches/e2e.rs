@@ -132,17 +132,17 @@ impl Running {
         })
     }
 
-    fn reconciles(&self) -> Option<u64> {
+    fn reconciles(&self) -> u64 {
         match self {
             Running::Trellis(t) => t.reconciles(),
-            Running::Native(n) => Some(n.reconciles()),
+            Running::Native(n) => n.reconciles(),
         }
     }
 
-    fn errors(&self) -> Option<u64> {
+    fn errors(&self) -> u64 {
         match self {
             Running::Trellis(t) => t.errors(),
-            Running::Native(n) => Some(n.errors()),
+            Running::Native(n) => n.errors(),
         }
     }
 
@@ -173,8 +173,8 @@ struct Phase {
     latency: Option<Percentiles>,
     status_requests: u64,
     status_failures: u64,
-    reconciles: Option<u64>,
-    errors: Option<u64>,
+    reconciles: u64,
+    errors: u64,
     system_cpu: Duration,
     process_cpu: Duration,
 }
@@ -404,11 +404,11 @@ fn triggered_phase<F: Future<Output = Result<(), kube::Error>>>(
     Ok(measured)
 }
 
-/// Reconcile and error counters of a running system, where it exposes them.
+/// Reconcile and error counters of a running system.
 #[derive(Default, Clone, Copy)]
 struct Counts {
-    reconciles: Option<u64>,
-    errors: Option<u64>,
+    reconciles: u64,
+    errors: u64,
 }
 
 impl Counts {
@@ -420,10 +420,9 @@ impl Counts {
     }
 
     fn since(self, before: Self) -> Self {
-        let delta = |now: Option<u64>, then: Option<u64>| Some(now? - then.unwrap_or(0));
         Self {
-            reconciles: delta(self.reconciles, before.reconciles),
-            errors: delta(self.errors, before.errors),
+            reconciles: self.reconciles.saturating_sub(before.reconciles),
+            errors: self.errors.saturating_sub(before.errors),
         }
     }
 }
@@ -473,18 +472,14 @@ fn phase(
 }
 
 /// Waits until the system stops reconciling (its own status writes come back as events and are
-/// reconciled once more, writing nothing): its reconcile counter unchanged for a second, or
-/// three seconds for a system that does not count.
+/// reconciled once more, writing nothing): its reconcile counter unchanged for a second.
 async fn settle(running: &Running) {
-    let Some(mut last) = running.reconciles() else {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        return;
-    };
+    let mut last = running.reconciles();
     let mut quiet_since = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = running.reconciles().unwrap_or(last);
+        let now = running.reconciles();
         if now != last {
             last = now;
             quiet_since = Instant::now();
@@ -496,10 +491,6 @@ async fn settle(running: &Running) {
 
 fn ms(micros: u64) -> String {
     format!("{:.1} ms", micros as f64 / 1e3)
-}
-
-fn optional(n: Option<u64>) -> String {
-    n.map_or("-".to_string(), |n| n.to_string())
 }
 
 fn row(p: &Phase) -> String {
@@ -519,8 +510,8 @@ fn row(p: &Phase) -> String {
             .map_or("-".to_string(), |w| format!("{:.2} s", w.as_secs_f64())),
         p.status_requests,
         p.status_failures,
-        optional(p.reconciles),
-        optional(p.errors),
+        p.reconciles,
+        p.errors,
         p.system_cpu.as_secs_f64(),
         p.system_cpu.as_secs_f64() * 1e6 / p.objects as f64,
         p.process_cpu.as_secs_f64(),

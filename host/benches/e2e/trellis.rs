@@ -1,34 +1,106 @@
-//! The Trellis side: the real host (its manager, built from a config file like `trellis run`
-//! reads) running the status-bench component from `trellis-plugin-bundle`.
-//!
-//! Waiting for `manager::Manager` (issue 6, the "cli" engineer) to land in main.
+//! The Trellis side: the real host, `trellis_host::manager::Manager` (what `trellis run`
+//! starts), running the status-bench component from `trellis-plugin-bundle` with a config file
+//! loaded by `ops::config::load` exactly as `trellis run` loads one. Reconcile counts are the
+//! manager's stats, read from the controller-runtime counters /metrics shows.
 
 use std::path::Path;
+use std::time::Duration;
 
 use trellis_devcluster::DevCluster;
+use trellis_host::manager::{Manager, ManagerOptions, PluginPhase};
 
-/// A running Trellis host.
+use crate::workload::OWNER_LABEL;
+
+/// The plugin's name in the config (its field manager is `trellis-status-bench`).
+pub const PLUGIN: &str = "status-bench";
+
+/// A running Trellis host (one plugin).
 pub struct Trellis {
-    _private: (),
+    manager: Manager,
+}
+
+fn config(namespace: &str, workers: u16) -> String {
+    let component = trellis_plugin_bundle::STATUS_BENCH.path;
+    format!(
+        r#"host:
+  metricsAddress: ""
+plugins:
+  - name: {PLUGIN}
+    component: {component}
+    watch:
+      apiVersion: apps/v1
+      kind: Deployment
+      namespaces: [{namespace}]
+    secondary:
+      - apiVersion: v1
+        kind: ConfigMap
+        namespaces: [{namespace}]
+        mapping: {{label: {OWNER_LABEL}}}
+    workers: {workers}
+    permissions:
+      read:
+        - {{apiVersion: apps/v1, kind: Deployment, namespaces: [{namespace}]}}
+        - {{apiVersion: v1, kind: ConfigMap, namespaces: [{namespace}]}}
+      write:
+        - {{apiVersion: apps/v1, kind: Deployment, namespaces: [{namespace}], verbs: [patchStatus]}}
+      events: false
+"#
+    )
 }
 
 impl Trellis {
+    /// Loads the config and starts the host on the current runtime; returns once the plugin's
+    /// caches are synced and its workers run.
     pub async fn start(
-        _cluster: &DevCluster,
-        _namespace: &str,
-        _workers: u16,
-        _dir: &Path,
+        cluster: &DevCluster,
+        namespace: &str,
+        workers: u16,
+        dir: &Path,
     ) -> Result<Self, String> {
-        Err("the host's manager (issue 6) is not merged yet".to_string())
+        let path = dir.join("trellis-e2e.yaml");
+        std::fs::write(&path, config(namespace, workers))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        let config = trellis_host::ops::config::load(&path).map_err(|e| e.to_string())?;
+        let client = cluster.client().map_err(|e| e.to_string())?;
+        let manager = Manager::start(&config, client, ManagerOptions::new("e2e-bench"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + config.host.cache_sync_timeout * 2;
+        loop {
+            let phase = manager.stats().plugin(PLUGIN).map(|p| p.phase);
+            match phase {
+                Some(PluginPhase::Running) => break,
+                Some(PluginPhase::Syncing) | Some(PluginPhase::Standby) => {}
+                other => return Err(format!("the plugin did not start: {other:?}")),
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("the plugin's caches did not sync in time".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Self { manager })
     }
 
-    pub fn reconciles(&self) -> Option<u64> {
-        None
+    fn counts(&self) -> (u64, u64) {
+        self.manager
+            .stats()
+            .plugin(PLUGIN)
+            .map(|p| (p.reconciles, p.errors))
+            .unwrap_or_default()
     }
 
-    pub fn errors(&self) -> Option<u64> {
-        None
+    pub fn reconciles(&self) -> u64 {
+        self.counts().0
     }
 
-    pub async fn stop(self) {}
+    pub fn errors(&self) -> u64 {
+        self.counts().1
+    }
+
+    pub async fn stop(self) {
+        let report = self.manager.shutdown(Duration::from_secs(30)).await;
+        if !report.drained() {
+            eprintln!("trellis: shutdown left work behind: {report:?}");
+        }
+    }
 }

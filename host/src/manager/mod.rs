@@ -4,7 +4,7 @@
 //! Config ─▶ Manager::start
 //!             ├─ Services: one Sandbox, one Informers, discovery, metric families
 //!             └─ per plugin (in config order), all prepared before any worker starts:
-//!                  component compiled ─▶ WorkQueue ─▶ watches subscribed (QueueSink)
+//!                  WorkQueue ─▶ component compiled ∥ watches subscribed (QueueSink)
 //!                  ─▶ HostCalls over their caches ─▶ supervisor task:
 //!                     caches synced ─▶ (leading) ─▶ worker Pool
 //! ```

@@ -1,8 +1,8 @@
 //! One plugin in a running host: the parts built for it, and the pool that runs it.
 //!
 //! Preparing a plugin ([`Runner::prepare`]) does everything that can fail because of the
-//! config — compile the component, build the queue, subscribe every watch (discovery resolves
-//! each kind), build the host calls over the subscriptions' caches — and starts nothing that
+//! config — build the queue, compile the component while subscribing every watch (discovery
+//! resolves each kind), build the host calls over the subscriptions' caches — and starts nothing that
 //! reconciles: the manager prepares every plugin before it starts any worker, so a mistake in
 //! the last plugin stops the host before the first reconciles anything. Keys arrive in the
 //! queue from the moment a watch is subscribed; they wait there until the pool starts.
@@ -62,19 +62,25 @@ impl Runner {
             plugin: config.name.clone(),
             field: field.to_string(),
         };
-        let plugin = load(services, config)
-            .await
-            .map_err(|source| StartError::Component {
-                at: at("component"),
-                source,
-            })?;
         let queue = WorkQueue::with_metrics(config.queue.clone(), &services.queue_metrics)
             .map_err(|source| StartError::Queue {
                 at: at("queue"),
                 source,
             })?;
         let sink = Arc::new(QueueSink::new(queue.clone(), config.kind()));
-        let subscriptions = subscribe(services, config, &sink, &at).await?;
+        // Compiling the component (CPU, on a blocking thread) and the initial lists (I/O) do
+        // not depend on each other: overlapping them takes the compile off a cold start's
+        // critical path. Keys wait in the queue either way. On a compile error the
+        // subscriptions are dropped here, which stops their watches.
+        let (plugin, subscriptions) = tokio::join!(
+            load(services, config),
+            subscribe(services, config, &sink, &at)
+        );
+        let plugin = plugin.map_err(|source| StartError::Component {
+            at: at("component"),
+            source,
+        })?;
+        let subscriptions = subscriptions?;
         let host = host_calls(services, config, &subscriptions).map_err(|(field, source)| {
             StartError::Caches {
                 at: at(&field),
