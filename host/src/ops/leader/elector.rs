@@ -274,8 +274,22 @@ struct Elector {
     lease: String,
 }
 
+/// Stops the publisher if the election loop unwinds: a panicked loop renews nothing, so its
+/// replica must stop believing it leads (the handle would otherwise keep `Leading` published
+/// until someone calls `release` or drops it, long after the lease expired).
+struct StopOnUnwind(Publisher);
+
+impl Drop for StopOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
+}
+
 impl Elector {
     async fn run(mut self) -> Elector {
+        let _unwind = StopOnUnwind(self.publisher.clone());
         let cancel = self.publisher.cancel.clone();
         let mut state = State::Following { holder: None };
         let mut wake = Instant::now();
@@ -513,5 +527,47 @@ mod tests {
         assert!(!following.is_leading());
         let unknown = Leadership::Following { holder: None };
         assert_eq!(unknown.to_string(), "standby, no leader known");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_election_loop_publishes_following_and_never_leading_again() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = LeaderMetrics::register(&mut registry).for_lease("trellis");
+        let (sender, receiver) = watch::channel(Leadership::Following { holder: None });
+        let publisher = Publisher {
+            sender,
+            metrics,
+            cancel: CancellationToken::new(),
+        };
+        publisher.publish(Leadership::Leading);
+        assert!(receiver.borrow().is_leading());
+
+        let inside = publisher.clone();
+        let task = tokio::spawn(async move {
+            let _unwind = StopOnUnwind(inside);
+            panic!("a bug in the election loop");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert_eq!(*receiver.borrow(), Leadership::Following { holder: None });
+        publisher.publish(Leadership::Leading);
+        assert!(
+            !receiver.borrow().is_leading(),
+            "a stopped publisher leads no more"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_loop_that_ends_normally_leaves_the_publication_alone() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = LeaderMetrics::register(&mut registry).for_lease("trellis");
+        let (sender, receiver) = watch::channel(Leadership::Following { holder: None });
+        let publisher = Publisher {
+            sender,
+            metrics,
+            cancel: CancellationToken::new(),
+        };
+        publisher.publish(Leadership::Leading);
+        drop(StopOnUnwind(publisher.clone()));
+        assert!(receiver.borrow().is_leading());
     }
 }
