@@ -5,7 +5,7 @@
 //! fields, `kubectl api-resources` for the names). Each kind's body is checked by round-tripping
 //! it through its k8s-openapi type (see `schema.rs`).
 
-use k8s_openapi::api::{apps, batch, coordination, core, networking, policy, rbac};
+use k8s_openapi::api::{apps, batch, coordination, core, events, networking, policy, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 use crate::fields::{FieldSource, SelectableField, with_metadata};
@@ -91,6 +91,39 @@ impl Spec {
     }
 }
 
+/// Where an Event version keeps the fields Events are selected by.
+///
+/// Events are served twice, as core `v1` and as `events.k8s.io/v1` (the form kube-runtime's
+/// `Recorder` and client-go's new recorder write). The second renamed fields of the first
+/// (`involvedObject` became `regarding`, `reportingComponent` became `reportingController`,
+/// `source` became `deprecatedSource`), and the real server accepts each version's own names
+/// in field selectors (`pkg/apis/events/v1/conversion.go`), plus `source` on both.
+struct EventFields {
+    regarding: &'static str,
+    reporting_controller: &'static str,
+    source: &'static str,
+}
+
+fn events(spec: Spec, fields: &EventFields) -> ResourceType {
+    let mut spec = spec.short(&["ev"]);
+    for part in [
+        "kind",
+        "namespace",
+        "name",
+        "uid",
+        "apiVersion",
+        "resourceVersion",
+        "fieldPath",
+    ] {
+        spec = spec.field(&format!("{}.{part}", fields.regarding), "");
+    }
+    spec.field("reason", "")
+        .field(fields.reporting_controller, "")
+        .renamed("source", fields.source, "")
+        .field("type", "")
+        .build()
+}
+
 /// Every built-in kind.
 pub fn types() -> Vec<ResourceType> {
     use core::v1 as c;
@@ -148,20 +181,29 @@ pub fn types() -> Vec<ResourceType> {
             .field("spec.clusterIP", "")
             .field("spec.type", "")
             .build(),
-        kind("", "v1", "Event", "events", true, codec::<c::Event>)
-            .short(&["ev"])
-            .field("involvedObject.kind", "")
-            .field("involvedObject.namespace", "")
-            .field("involvedObject.name", "")
-            .field("involvedObject.uid", "")
-            .field("involvedObject.apiVersion", "")
-            .field("involvedObject.resourceVersion", "")
-            .field("involvedObject.fieldPath", "")
-            .field("reason", "")
-            .field("reportingComponent", "")
-            .renamed("source", "source.component", "")
-            .field("type", "")
-            .build(),
+        events(
+            kind("", "v1", "Event", "events", true, codec::<c::Event>),
+            &EventFields {
+                regarding: "involvedObject",
+                reporting_controller: "reportingComponent",
+                source: "source.component",
+            },
+        ),
+        events(
+            kind(
+                "events.k8s.io",
+                "v1",
+                "Event",
+                "events",
+                true,
+                codec::<events::v1::Event>,
+            ),
+            &EventFields {
+                regarding: "regarding",
+                reporting_controller: "reportingController",
+                source: "deprecatedSource.component",
+            },
+        ),
         kind(
             "",
             "v1",

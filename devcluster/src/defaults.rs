@@ -3,8 +3,8 @@
 //! Full defaulting is out of scope; these are the ones that change what selectors and field
 //! ownership see: Pods' `restartPolicy`, `schedulerName`, `dnsPolicy` and
 //! `terminationGracePeriodSeconds`, container and Service port `protocol` (a list-map key, so
-//! server-side apply must see it on both sides), Deployments' `replicas`, and Namespaces'
-//! name label, finalizer and phase.
+//! server-side apply must see it on both sides), Deployments' `replicas`, Secrets' `type`
+//! (`Opaque`; a field selector), and Namespaces' name label, finalizer and phase.
 
 use serde_json::{Value, json};
 
@@ -60,6 +60,17 @@ pub fn default_object(resource: &ResourceType, object: &mut Value) {
         && let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut)
     {
         spec.entry("replicas").or_insert_with(|| json!(1));
+    }
+    if resource.group.is_empty()
+        && resource.kind == "Secret"
+        && let Some(secret) = object.as_object_mut()
+        && secret
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+    {
+        secret.insert("type".to_string(), json!("Opaque"));
     }
 }
 
@@ -133,6 +144,21 @@ mod tests {
         let mut j = json!({"spec": {"template": {"spec": {"containers": []}}}});
         default_object(&job, &mut j);
         assert!(j["spec"]["template"]["spec"].get("restartPolicy").is_none());
+    }
+
+    #[test]
+    fn secrets_default_to_opaque() {
+        let registry = Registry::builtin();
+        let secrets = registry.find("", "v1", "secrets").unwrap();
+        let mut untyped = json!({"metadata": {"name": "s"}});
+        default_object(&secrets, &mut untyped);
+        assert_eq!(untyped["type"], "Opaque");
+        let mut empty = json!({"metadata": {"name": "s"}, "type": ""});
+        default_object(&secrets, &mut empty);
+        assert_eq!(empty["type"], "Opaque");
+        let mut tls = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/tls"});
+        default_object(&secrets, &mut tls);
+        assert_eq!(tls["type"], "kubernetes.io/tls");
     }
 
     #[test]

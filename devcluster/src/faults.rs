@@ -18,11 +18,14 @@ use crate::status::ApiError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum FaultAction {
-    /// Answer with this status code (429, 500, 503, 504) instead of serving the request.
+    /// Answer with this status code (any 4xx or 5xx) instead of serving the request, in a
+    /// Status with the reason the real server gives that code (409 `Conflict`, 429
+    /// `TooManyRequests`, 503 `ServiceUnavailable`...; see `status::reason_for_code`).
     #[serde(rename_all = "camelCase")]
     Error {
         code: u16,
-        /// For 429: the `Retry-After` header and `details.retryAfterSeconds` (default 1).
+        /// The `Retry-After` header and `details.retryAfterSeconds`, for any code; 429
+        /// always carries one (default 1).
         #[serde(default)]
         retry_after_seconds: Option<u32>,
     },

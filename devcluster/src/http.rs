@@ -312,7 +312,15 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError>
     Ok(options)
 }
 
-/// Parses a create/update body (JSON, or YAML when the Content-Type says so).
+/// The body formats creates and updates accept (protobuf only for the kinds `protobuf.rs`
+/// decodes).
+pub const BODY_MEDIA_TYPES: [&str; 3] = [
+    "application/json",
+    "application/yaml",
+    crate::protobuf::MEDIA_TYPE,
+];
+
+/// Parses a create/update body: JSON, YAML, or the protobuf kubectl's generators send.
 fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
     let media = content_type
         .and_then(|c| c.split(';').next())
@@ -324,10 +332,8 @@ fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError
         }),
         "application/yaml" => serde_norway::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}"))),
-        other => Err(ApiError::unsupported_media_type(
-            other,
-            &["application/json", "application/yaml"],
-        )),
+        crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body),
+        other => Err(ApiError::unsupported_media_type(other, &BODY_MEDIA_TYPES)),
     }
 }
 

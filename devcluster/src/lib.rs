@@ -38,6 +38,7 @@ mod names;
 mod object;
 mod openapi;
 mod patch;
+mod protobuf;
 mod query;
 mod read;
 mod registry;

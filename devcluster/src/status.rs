@@ -101,6 +101,53 @@ pub fn go_quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
+/// The `reason` the real server gives each status code: apimachinery's `StatusReason`
+/// constants with the code each is documented for (`pkg/apis/meta/v1/types.go`). 410 is
+/// `Expired`, the reason of the only 410 the server itself sends (a resourceVersion or continue
+/// token that left the history; client-go's `IsResourceExpired`); `Gone` is reserved for
+/// aggregated servers. Codes without a reason get `""` (`StatusReasonUnknown`).
+const REASONS: [(u16, &str); 15] = [
+    (400, "BadRequest"),
+    (401, "Unauthorized"),
+    (403, "Forbidden"),
+    (404, "NotFound"),
+    (405, "MethodNotAllowed"),
+    (406, "NotAcceptable"),
+    (409, "Conflict"),
+    (410, "Expired"),
+    (413, "RequestEntityTooLarge"),
+    (415, "UnsupportedMediaType"),
+    (422, "Invalid"),
+    (429, "TooManyRequests"),
+    (500, "InternalError"),
+    (503, "ServiceUnavailable"),
+    (504, "Timeout"),
+];
+
+/// The Status `reason` for an HTTP status code (see `REASONS`).
+pub fn reason_for_code(code: u16) -> &'static str {
+    REASONS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("", |(_, reason)| reason)
+}
+
+/// The message of an injected error: the wording the server uses for that reason.
+fn injected_message(code: u16) -> &'static str {
+    match code {
+        404 => "the server could not find the requested resource",
+        409 => {
+            "the object has been modified; please apply your changes to the latest version and try again"
+        }
+        410 => "the resourceVersion is too old",
+        503 => "the server is currently unable to handle the request",
+        504 => {
+            "the server was unable to return a response in the time allotted, but may still be processing the request"
+        }
+        _ => "the server rejected the request",
+    }
+}
+
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -357,21 +404,30 @@ impl ApiError {
         Self::new(503, "ServiceUnavailable", message)
     }
 
-    /// An injected 4xx/5xx with the reason the real server uses for that code.
+    /// An injected 4xx/5xx with the reason the real server uses for that code (see
+    /// `reason_for_code`), so clients' `IsConflict`/`IsNotFound`-style checks see what a real
+    /// failure would give them. `retry_after` sets the `Retry-After` header and
+    /// `details.retryAfterSeconds`; 429 always carries one (default 1 s), as the server's
+    /// priority-and-fairness rejections do.
     pub fn injected(code: u16, retry_after: Option<u32>) -> Self {
-        match code {
+        let reason = reason_for_code(code);
+        let mut error = match code {
             429 => Self::too_many_requests(retry_after.unwrap_or(1)),
             500 => Self::internal("injected fault"),
-            503 => Self::service_unavailable(
-                "injected fault: the server is currently unable to handle the request",
-            ),
-            504 => Self::new(
-                504,
-                "Timeout",
-                "injected fault: the server was unable to return a response in the time allotted",
-            ),
-            code => Self::new(code, "InternalError", format!("injected fault ({code})")),
+            _ => Self::new(
+                code,
+                reason,
+                format!("injected fault: {}", injected_message(code)),
+            )
+            .with_details(json!({})),
+        };
+        if let Some(seconds) = retry_after {
+            error.retry_after = Some(seconds);
+            if let Some(details) = error.details.as_mut() {
+                details["retryAfterSeconds"] = json!(seconds);
+            }
         }
+        error
     }
 
     /// The `Status` object.
@@ -467,5 +523,54 @@ mod tests {
         assert_eq!(error.retry_after, Some(3));
         assert_eq!(error.to_status()["details"]["retryAfterSeconds"], 3);
         assert_eq!(error.reason, "TooManyRequests");
+        let default = ApiError::injected(429, None);
+        assert_eq!(
+            default.retry_after,
+            Some(1),
+            "429 always says when to retry"
+        );
+        let unavailable = ApiError::injected(503, Some(4));
+        assert_eq!(unavailable.retry_after, Some(4));
+        assert_eq!(unavailable.to_status()["details"]["retryAfterSeconds"], 4);
+        assert_eq!(ApiError::injected(503, None).retry_after, None);
+    }
+
+    #[test]
+    fn injected_errors_carry_the_reason_of_their_code() {
+        for (code, reason) in [
+            (400, "BadRequest"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (404, "NotFound"),
+            (405, "MethodNotAllowed"),
+            (406, "NotAcceptable"),
+            (409, "Conflict"),
+            (410, "Expired"),
+            (413, "RequestEntityTooLarge"),
+            (415, "UnsupportedMediaType"),
+            (422, "Invalid"),
+            (429, "TooManyRequests"),
+            (500, "InternalError"),
+            (503, "ServiceUnavailable"),
+            (504, "Timeout"),
+            (418, ""),
+            (502, ""),
+        ] {
+            let error = ApiError::injected(code, None);
+            let status = error.to_status();
+            assert_eq!(
+                (status["code"].as_u64(), status["reason"].as_str()),
+                (Some(u64::from(code)), Some(reason)),
+                "{code}"
+            );
+            assert_eq!(status["status"], "Failure");
+            // 429 keeps the server's own wording (clients may match it); the others say
+            // where they come from.
+            assert!(
+                code == 429 || error.message.contains("injected fault"),
+                "{code}: {}",
+                error.message
+            );
+        }
     }
 }

@@ -76,6 +76,77 @@ async fn injected_errors_hit_the_chosen_requests_only() {
 }
 
 #[tokio::test]
+async fn injected_errors_carry_the_reason_the_server_gives_their_code() {
+    let (cluster, _) = start().await;
+    let client = client_without_retries(&cluster);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let created = cms
+        .create(&PostParams::default(), &configmap("target", json!({})))
+        .await
+        .unwrap();
+    let patch = Patch::Merge(json!({"data": {"key": "changed"}}));
+    for (code, reason) in [
+        (409, "Conflict"),
+        (404, "NotFound"),
+        (403, "Forbidden"),
+        (410, "Expired"),
+        (422, "Invalid"),
+        (429, "TooManyRequests"),
+        (500, "InternalError"),
+        (503, "ServiceUnavailable"),
+        (504, "Timeout"),
+    ] {
+        cluster
+            .add_fault(FaultRule::error(Some("patch"), Some("configmaps"), code).times(1))
+            .unwrap();
+        let error = status(
+            cms.patch("target", &PatchParams::default(), &patch)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!((error.code, error.reason.as_str()), (code, reason));
+        assert_eq!(
+            error.status,
+            Some(kube::core::response::StatusSummary::Failure)
+        );
+        cluster.clear_faults();
+    }
+    let unchanged = cms.get("target").await.unwrap();
+    assert_eq!(
+        unchanged.metadata.resource_version, created.metadata.resource_version,
+        "no injected failure wrote anything"
+    );
+
+    // Retry-After travels as a header too: always on 429, on other codes when asked.
+    let header_of = |code: u16, retry_after: Option<u32>| {
+        let cluster = &cluster;
+        let client = client.clone();
+        async move {
+            let mut rule = FaultRule::error(Some("get"), Some("configmaps"), code).times(1);
+            if let Some(seconds) = retry_after {
+                rule = rule.retry_after(seconds);
+            }
+            cluster.add_fault(rule).unwrap();
+            let request = axum::http::Request::get("/api/v1/namespaces/default/configmaps/target")
+                .body(kube::client::Body::empty())
+                .unwrap();
+            let response = client.send(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), code);
+            cluster.clear_faults();
+            response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string())
+        }
+    };
+    assert_eq!(header_of(429, None).await.as_deref(), Some("1"));
+    assert_eq!(header_of(429, Some(5)).await.as_deref(), Some("5"));
+    assert_eq!(header_of(503, Some(2)).await.as_deref(), Some("2"));
+    assert_eq!(header_of(503, None).await, None);
+    assert_eq!(header_of(409, None).await, None);
+}
+
+#[tokio::test]
 async fn kube_retries_transient_errors_transparently() {
     let (cluster, client) = start().await;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");

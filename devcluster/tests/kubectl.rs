@@ -363,3 +363,95 @@ async fn custom_resources_work_like_built_ins() {
     let gone = kubectl.run(&["get", "widgets"]).await;
     assert!(!gone.ok, "the kind is no longer served: {}", gone.stdout);
 }
+
+/// Whether kubectl can be run; tests that only make sense with it skip (saying why) without.
+async fn kubectl_available() -> bool {
+    match Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .await
+    {
+        Ok(out) if out.status.success() => true,
+        other => {
+            eprintln!("SKIPPED: kubectl is not on PATH or does not run ({other:?})");
+            false
+        }
+    }
+}
+
+/// `kubectl create namespace|configmap|secret|serviceaccount` send typed objects as protobuf
+/// (`application/vnd.kubernetes.protobuf`), which client-go never retries as JSON: the server
+/// decodes them. Kinds it cannot decode get a 415 that says to send JSON, and nothing is stored.
+#[tokio::test]
+async fn kubectl_create_generators_send_protobuf_and_work() {
+    if !kubectl_available().await {
+        return;
+    }
+    let (cluster, client) = start().await;
+    let kubectl = Kubectl::new(&cluster);
+    let out = kubectl.ok(&["create", "namespace", "x"]).await;
+    assert_eq!(out.trim(), "namespace/x created");
+    let out = kubectl
+        .ok(&["create", "configmap", "y", "--from-literal=a=b", "-n", "x"])
+        .await;
+    assert_eq!(out.trim(), "configmap/y created");
+    kubectl
+        .ok(&[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=p=q",
+            "-n",
+            "x",
+        ])
+        .await;
+    kubectl
+        .ok(&["create", "serviceaccount", "robot", "-n", "x"])
+        .await;
+
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let x = ns.get("x").await.unwrap();
+    assert_eq!(
+        x.metadata.labels.unwrap()["kubernetes.io/metadata.name"],
+        "x"
+    );
+    assert_eq!(
+        x.metadata.managed_fields.unwrap()[0].manager.as_deref(),
+        Some("kubectl-create")
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "x");
+    let y = cms.get("y").await.unwrap();
+    assert_eq!(y.data.unwrap()["a"], "b");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), "x");
+    let s = secrets.get("s").await.unwrap();
+    assert_eq!(s.data.unwrap()["p"].0, b"q");
+    assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client, "x");
+    sas.get("robot").await.unwrap();
+    // kubectl reads them back like any other object.
+    let listed = kubectl.json(&["get", "configmaps", "-n", "x"]).await;
+    assert_eq!(item_names(&listed), vec!["y"]);
+
+    // Errors keep the server's wording through the protobuf path.
+    let again = kubectl.run(&["create", "namespace", "x"]).await;
+    assert!(!again.ok);
+    assert!(
+        again
+            .stderr
+            .contains("(AlreadyExists): namespaces \"x\" already exists"),
+        "{}",
+        again.stderr
+    );
+    // A kind whose protobuf is not decoded is refused, saying what to do, and not stored.
+    let deployment = kubectl
+        .run(&["create", "deployment", "d", "--image=nginx", "-n", "x"])
+        .await;
+    assert!(!deployment.ok);
+    assert!(
+        deployment.stderr.contains("apps/v1 Deployment") && deployment.stderr.contains("as JSON"),
+        "{}",
+        deployment.stderr
+    );
+    assert_eq!(cluster.count("deployments.apps"), 0);
+}

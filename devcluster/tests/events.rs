@@ -1,0 +1,265 @@
+//! `events.k8s.io/v1` Events with the real kube client: discovery, OpenAPI, every verb, field
+//! selectors, and kube-runtime's `Recorder` (create, then a merge patch with a series on
+//! repeats), which is how Trellis plugins publish events.
+
+mod common;
+
+use common::*;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, ObjectReference};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{
+    Api, DeleteParams, GroupVersionKind, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
+use kube::discovery::{Discovery, Scope};
+use kube::runtime::events::{Event as Publish, EventType, Recorder, Reporter};
+use serde_json::{Value, json};
+
+async fn get_json(client: &kube::Client, path: &str) -> Value {
+    let request = axum::http::Request::get(path).body(Vec::new()).unwrap();
+    client.request(request).await.unwrap()
+}
+
+fn event(name: &str, regarding: &str, controller: &str) -> Event {
+    serde_json::from_value(json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": name},
+        "eventTime": "2025-05-01T10:00:00.000000Z",
+        "action": "Reconcile", "reason": "Synced", "type": "Normal",
+        "note": format!("{regarding} synced"),
+        "regarding": {"apiVersion": "v1", "kind": "ConfigMap", "name": regarding, "namespace": "default"},
+        "reportingController": controller, "reportingInstance": format!("{controller}-0"),
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn discovery_and_openapi_serve_events_k8s_io() {
+    let (_cluster, client) = start().await;
+
+    let apis = get_json(&client, "/apis").await;
+    let group = apis["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "events.k8s.io")
+        .expect("/apis lists events.k8s.io");
+    assert_eq!(
+        group["preferredVersion"]["groupVersion"],
+        "events.k8s.io/v1"
+    );
+    let group = get_json(&client, "/apis/events.k8s.io").await;
+    assert_eq!(group["kind"], "APIGroup");
+    assert_eq!(group["versions"][0]["version"], "v1");
+    let resources = get_json(&client, "/apis/events.k8s.io/v1").await;
+    assert_eq!(resources["groupVersion"], "events.k8s.io/v1");
+    let events = &resources["resources"][0];
+    assert_eq!(
+        (&events["name"], &events["kind"], &events["namespaced"]),
+        (&json!("events"), &json!("Event"), &json!(true))
+    );
+    assert_eq!(events["shortNames"], json!(["ev"]));
+    for verb in ["create", "get", "list", "watch", "patch", "delete"] {
+        assert!(
+            events["verbs"].as_array().unwrap().contains(&json!(verb)),
+            "{verb}"
+        );
+    }
+    assert_eq!(
+        resources["resources"].as_array().unwrap().len(),
+        1,
+        "no status subresource"
+    );
+
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let (resource, capabilities) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("events.k8s.io", "v1", "Event"))
+        .expect("kube discovery resolves events.k8s.io/v1 Event");
+    assert_eq!(resource.plural, "events");
+    assert_eq!(capabilities.scope, Scope::Namespaced);
+
+    let index = get_json(&client, "/openapi/v3").await;
+    let url = index["paths"]["apis/events.k8s.io/v1"]["serverRelativeURL"]
+        .as_str()
+        .expect("OpenAPI index lists events.k8s.io/v1");
+    let document = get_json(&client, url).await;
+    let item = &document["paths"]["/apis/events.k8s.io/v1/namespaces/{namespace}/events/{name}"];
+    assert_eq!(
+        item["patch"]["x-kubernetes-group-version-kind"],
+        json!({"group": "events.k8s.io", "version": "v1", "kind": "Event"})
+    );
+}
+
+#[tokio::test]
+async fn events_k8s_io_serves_every_verb_and_its_field_selectors() {
+    let (_cluster, client) = start().await;
+    let api: Api<Event> = Api::namespaced(client.clone(), "default");
+    let created = api
+        .create(&PostParams::default(), &event("a.1", "a", "alpha"))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
+    assert!(created.metadata.uid.is_some());
+    assert_eq!(created.note.as_deref(), Some("a synced"));
+    api.create(&PostParams::default(), &event("b.1", "b", "beta"))
+        .await
+        .unwrap();
+
+    let got = api.get("a.1").await.unwrap();
+    assert_eq!(got.regarding.unwrap().name.as_deref(), Some("a"));
+    let names = |list: &[Event]| -> Vec<String> {
+        list.iter()
+            .map(|e| e.metadata.name.clone().unwrap())
+            .collect()
+    };
+    let all = api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(names(&all.items), vec!["a.1", "b.1"]);
+    for selector in [
+        "regarding.name=b",
+        "reportingController=beta",
+        "regarding.kind=ConfigMap,regarding.name!=a",
+    ] {
+        let listed = api
+            .list(&ListParams::default().fields(selector))
+            .await
+            .unwrap();
+        assert_eq!(names(&listed.items), vec!["b.1"], "{selector}");
+    }
+    // The core names of the renamed fields are not events.k8s.io's.
+    let error = status(
+        api.list(&ListParams::default().fields("involvedObject.name=a"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 400);
+    assert_eq!(
+        error.message,
+        "field label not supported: involvedObject.name"
+    );
+    // ...and core v1 Events keep theirs.
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    core.list(&ListParams::default().fields("involvedObject.name=a,source=x"))
+        .await
+        .unwrap();
+    let error = status(
+        core.list(&ListParams::default().fields("regarding.name=a"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.message, "field label not supported: regarding.name");
+
+    let mut watch = api
+        .watch(
+            &WatchParams::default().fields("regarding.name=a"),
+            created.metadata.resource_version.as_deref().unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let patched = api
+        .patch(
+            "a.1",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"series": {"count": 3, "lastObservedTime": "2025-05-01T10:05:00.000000Z"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.series.as_ref().unwrap().count, 3);
+    let seen = next_events(&mut watch, 1).await;
+    match &seen[0] {
+        WatchEvent::Modified(e) => assert_eq!(e.series.as_ref().unwrap().count, 3),
+        other => panic!("expected MODIFIED a.1, got {}", describe(other)),
+    }
+
+    api.delete("a.1", &DeleteParams::default()).await.unwrap();
+    let seen = next_events(&mut watch, 1).await;
+    assert_eq!(describe(&seen[0]), "DELETED a.1");
+    assert_eq!(status(api.get("a.1").await.unwrap_err()).code, 404);
+    let left = api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(names(&left.items), vec!["b.1"]);
+
+    // A body that is not an events.k8s.io Event is refused and stores nothing.
+    let request = axum::http::Request::post("/apis/events.k8s.io/v1/namespaces/default/events")
+        .header("content-type", "application/json")
+        .body(
+            serde_json::to_vec(&json!({
+                "apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": "c"}, "series": {"count": "x"}
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    let error = status(client.request::<Value>(request).await.unwrap_err());
+    assert_eq!(error.code, 400);
+    assert!(
+        error
+            .message
+            .starts_with("Event in version \"v1\" cannot be handled as a Event"),
+        "{}",
+        error.message
+    );
+    let left = api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(names(&left.items), vec!["b.1"]);
+}
+
+#[tokio::test]
+async fn recorder_publishes_and_patches_repeats_into_a_series() {
+    let (_cluster, client) = start().await;
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "trellis".into(),
+            instance: Some("trellis-0".into()),
+        },
+    );
+    let regarding = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: Some("settings".into()),
+        namespace: Some("default".into()),
+        uid: Some("1234".into()),
+        ..Default::default()
+    };
+    let published = Publish {
+        type_: EventType::Warning,
+        reason: "Conflict".into(),
+        note: Some("field .data.a is owned by someone else".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&published, &regarding).await.unwrap();
+    let api: Api<Event> = Api::namespaced(client.clone(), "default");
+    let first = api.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(first.len(), 1);
+    assert!(
+        first[0].series.is_none(),
+        "a first occurrence has no series"
+    );
+
+    recorder.publish(&published, &regarding).await.unwrap();
+    let stored = api.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(stored.len(), 1, "a repeat patches the same Event");
+    let event = &stored[0];
+    assert_eq!(event.metadata.name, first[0].metadata.name);
+    assert_eq!(event.series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(event.reason.as_deref(), Some("Conflict"));
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(event.reporting_controller.as_deref(), Some("trellis"));
+    assert_eq!(event.reporting_instance.as_deref(), Some("trellis-0"));
+    let about = event.regarding.as_ref().unwrap();
+    assert_eq!(
+        (about.kind.as_deref(), about.name.as_deref()),
+        (Some("ConfigMap"), Some("settings"))
+    );
+    assert_ne!(
+        event.metadata.resource_version, first[0].metadata.resource_version,
+        "the repeat was stored"
+    );
+
+    recorder.publish(&published, &regarding).await.unwrap();
+    let stored = api.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(stored[0].series.as_ref().map(|s| s.count), Some(3));
+}
