@@ -186,3 +186,82 @@ async fn changed_files_reload_their_plugin_and_a_broken_config_is_rejected() {
     );
     assert!(host.shutdown().await.drained());
 }
+
+/// Informers across a reload: a watch whose spec did not change is joined again (no new watch
+/// request, the server streams nothing again), a watch whose spec changed gets a new informer
+/// and the old one's watch is closed once the old version lets go of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_unchanged_watches_and_replaces_changed_ones() {
+    init_logging();
+    let cluster = Cluster::with_dev_fixtures().await;
+    let host = Host::start(&cluster, DEV_CONFIG).await;
+    host.running().await;
+    let accounting = || cluster.server.accounting();
+    let before = accounting();
+    for resource in ["networkpolicies.networking.k8s.io", "resourcequotas"] {
+        assert_eq!(before.open_watches(resource), 1, "{resource}: {before:?}");
+    }
+
+    // Only the ResourceQuota watch's selector changes (and with it the host services).
+    const QUOTA_WATCH: &str = "kind: ResourceQuota\n        labelSelector: app.kubernetes.io/managed-by=trellis-namespace-defaults\n";
+    assert!(DEV_CONFIG.contains(QUOTA_WATCH), "the dev config changed");
+    let changed = DEV_CONFIG.replace(
+        QUOTA_WATCH,
+        "kind: ResourceQuota\n        labelSelector: app.kubernetes.io/managed-by=trellis-namespace-defaults,tier!=frozen\n",
+    );
+    let path = host.dir.path().join("trellis.yaml");
+    std::fs::write(&path, changed).unwrap();
+    let config = trellis_host::ops::config::load(&path).expect("the changed config loads");
+    assert_eq!(
+        host.manager
+            .reload_plugin(config.plugin(PLUGIN).unwrap())
+            .await
+            .unwrap(),
+        Reloaded::HostServices
+    );
+
+    let quota_watch_closed = until("the old ResourceQuota watch closed", PATIENCE, || async {
+        let now = accounting();
+        (now.open_watches("resourcequotas") == 1).then_some(now)
+    })
+    .await;
+    let after = quota_watch_closed;
+    // The NetworkPolicy watch is the same informer: no new request, nothing served again.
+    let policies = "networkpolicies.networking.k8s.io";
+    assert_eq!(after.open_watches(policies), 1);
+    for verb in ["list", "watch"] {
+        assert_eq!(
+            after.requests(verb, policies),
+            before.requests(verb, policies),
+            "{verb} {policies} after a reload that kept its spec"
+        );
+    }
+    assert_eq!(
+        after.watched(policies).objects,
+        before.watched(policies).objects
+    );
+    // The ResourceQuota watch is new: one more request listing or watching it.
+    let requests = |s: &trellis_devcluster::Snapshot| {
+        s.requests("list", "resourcequotas") + s.requests("watch", "resourcequotas")
+    };
+    assert!(
+        requests(&after) > requests(&before),
+        "no new ResourceQuota watch: {after:?}"
+    );
+
+    // The reloaded version still does its job through the new watch.
+    label_namespace(
+        &cluster.client,
+        "sandbox",
+        "trellis.dev/defaults",
+        Some("enabled"),
+    )
+    .await;
+    until(
+        "sandbox's quota through the new watch",
+        PATIENCE,
+        || async { quota(&cluster.client, "sandbox").await.map(|_| ()) },
+    )
+    .await;
+    assert!(host.shutdown().await.drained());
+}
