@@ -323,6 +323,52 @@ fn config_dir(yaml: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 #[test]
+fn run_with_an_unusable_kubeconfig_or_context_is_a_usage_error_naming_it() {
+    let (dir, config) = config_dir(trellis_host::ops::config::DEV_CONFIG);
+    let config = config.to_str().unwrap();
+    let missing = dir.path().join("no-such-kubeconfig");
+    let garbage = dir.path().join("garbage-kubeconfig");
+    std::fs::write(&garbage, "clusters: [this is: not, a kubeconfig").unwrap();
+    for (kubeconfig, names) in [
+        (&missing, "no-such-kubeconfig"),
+        (&garbage, "garbage-kubeconfig"),
+    ] {
+        let out = trellis(&[
+            "run",
+            "-c",
+            config,
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("error: the kubeconfig"), "{stderr}");
+        assert!(stderr.contains(names), "{stderr}");
+    }
+    // A valid kubeconfig without the context asked for.
+    let valid = dir.path().join("kubeconfig");
+    std::fs::write(
+        &valid,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:1'}\n\
+         users:\n- name: u\n  user: {}\ncontexts:\n- name: here\n  context: {cluster: c, user: u}\n\
+         current-context: here\n",
+    )
+    .unwrap();
+    let out = trellis(&[
+        "run",
+        "-c",
+        config,
+        "--kubeconfig",
+        valid.to_str().unwrap(),
+        "--context",
+        "elsewhere",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("elsewhere"), "{stderr}");
+}
+
+#[test]
 fn check_reports_a_valid_config_with_exit_0_and_every_mistake_with_exit_2() {
     let (_dir, good) = config_dir(trellis_host::ops::config::DEV_CONFIG);
     let out = trellis(&["check", "-c", good.to_str().unwrap()]);

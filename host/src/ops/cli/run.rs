@@ -185,21 +185,22 @@ pub async fn connect(
     let failed = |e: &dyn std::fmt::Display| {
         CliError::Cluster(format!("cannot configure the cluster connection: {e}"))
     };
+    // A kubeconfig or context the user named that cannot be used is their mistake (exit 2),
+    // like a config mistake; only finding nothing to connect with on our own is a runtime
+    // error.
     let mut config = match kubeconfig {
         Some(path) => {
-            let file = Kubeconfig::read_from(path).map_err(|e| {
-                CliError::Cluster(format!(
-                    "cannot read the kubeconfig {}: {e}",
-                    path.display()
-                ))
-            })?;
+            let named = |e: &dyn std::fmt::Display| {
+                CliError::Invalid(format!("the kubeconfig {}: {e}", path.display()))
+            };
+            let file = Kubeconfig::read_from(path).map_err(|e| named(&e))?;
             kube::Config::from_custom_kubeconfig(file, &options)
                 .await
-                .map_err(|e| failed(&e))?
+                .map_err(|e| named(&e))?
         }
         None if options.context.is_some() => kube::Config::from_kubeconfig(&options)
             .await
-            .map_err(|e| failed(&e))?,
+            .map_err(|e| CliError::Invalid(format!("the kubeconfig context: {e}")))?,
         None => kube::Config::infer().await.map_err(|e| failed(&e))?,
     };
     identify(&mut config, identity);
