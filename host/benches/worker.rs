@@ -45,7 +45,7 @@ use trellis_host::sandbox::{
     async_trait,
 };
 use trellis_host::worker::{
-    DedicatedRuntime, GuestExecutor, Pool, PoolConfig, PoolSpec, Target, WorkerMetrics,
+    DedicatedRuntime, GuestExecutor, Nice, Pool, PoolConfig, PoolSpec, Target, WorkerMetrics,
 };
 
 const EVENT_INTERVAL: Duration = Duration::from_millis(5);
@@ -183,9 +183,13 @@ fn executor(name: &str) -> GuestExecutor {
     match name {
         "host" => GuestExecutor::Host,
         "shared" => GuestExecutor::Shared(DedicatedRuntime::new(RUNTIME_THREADS).unwrap()),
-        "per-plugin-1" => GuestExecutor::PerPlugin { threads: 1 },
+        "per-plugin-1" => GuestExecutor::PerPlugin {
+            threads: 1,
+            nice: Nice::DEFAULT,
+        },
         _ => GuestExecutor::PerPlugin {
             threads: RUNTIME_THREADS,
+            nice: Nice::DEFAULT,
         },
     }
 }

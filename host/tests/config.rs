@@ -21,6 +21,7 @@ use trellis_host::ops::rbac::{self, RbacOptions};
 use trellis_host::permissions::Verb;
 use trellis_host::queue::RateLimit;
 use trellis_host::sandbox::{Budgets, EngineConfig, LoadError};
+use trellis_host::worker::{GuestSettings, Nice};
 
 /// A directory holding a config file's neighbours: dummy components and a kubeconfig.
 struct Fixture {
@@ -120,6 +121,7 @@ fn the_minimal_config_loads_with_every_default() {
     assert_eq!(host.shutdown_timeout, Duration::from_secs(30));
     assert_eq!(host.engine, EngineConfig::default());
     assert_eq!(host.leader_election, None);
+    assert_eq!(host.guests, GuestSettings::default());
 
     let [plugin] = config.plugins.as_slice() else {
         panic!("one plugin")
@@ -1603,6 +1605,7 @@ fn the_documented_example_loads() {
     assert_eq!(config.plugins[0].name, "namespace-defaults");
     assert_eq!(config.plugins[0].workers, 2);
     assert!(config.host.leader_election.is_some());
+    assert_eq!(config.host.guests.nice, Nice::DEFAULT);
 }
 
 /// A read grant with a bad namespace is one mistake, not also an uncovered read.

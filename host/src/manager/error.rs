@@ -42,6 +42,14 @@ pub enum StartError {
         #[source]
         source: SandboxError,
     },
+    /// The shared guest runtime (`host.guests.executor: shared`) could not start (the
+    /// machine refused its threads).
+    #[error("{file}: host.guests: cannot start the guest runtime: {source}")]
+    Guests {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{at}: {source}")]
     Component {
         at: PluginField,
@@ -77,7 +85,7 @@ impl StartError {
                 true
             }
             StartError::Watch { source, .. } => !matches!(source, SubscribeError::Discovery { .. }),
-            StartError::Sandbox { .. } => false,
+            StartError::Sandbox { .. } | StartError::Guests { .. } => false,
         }
     }
 }

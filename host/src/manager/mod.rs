@@ -58,7 +58,7 @@ use crate::ops::config::Config;
 use crate::ops::health::Health;
 use crate::ops::leader::Leadership;
 use crate::sandbox::Sandbox;
-use crate::worker::{GuestExecutor, ShutdownReport};
+use crate::worker::{GuestExecutor, Nice, ShutdownReport};
 use plugin::Runner;
 use services::Services;
 use supervisor::{Supervision, supervise};
@@ -74,7 +74,8 @@ pub struct ManagerOptions {
     pub leadership: Option<watch::Receiver<Leadership>>,
     /// Readiness checks (`plugin:<name>`) are registered here when given.
     pub health: Option<Health>,
-    /// Where guests run (the worker module's measured default when `None`).
+    /// Where guests run; `None`: as the config's `host.guests` says (whose defaults are the
+    /// worker module's measured choice). Tests set it to pin a placement.
     pub executor: Option<GuestExecutor>,
     /// Server-side timeout of each watch request (tests shorten it); `None`: kube's default.
     pub watch_timeout_seconds: Option<u32>,
@@ -163,12 +164,16 @@ impl Manager {
             sync_timeout: settings.cache_sync_timeout,
             watch_timeout_seconds,
         };
+        let executor = guest_executor(executor, config).map_err(|source| StartError::Guests {
+            file: file.clone(),
+            source,
+        })?;
         let services = Arc::new(Services::new(
             sandbox,
             client,
             &mut registry,
             informer_options,
-            executor.unwrap_or_default(),
+            executor,
             identity,
             health,
         ));
@@ -221,6 +226,11 @@ impl Manager {
     /// subscription with an equal spec shares the running informer.
     pub fn informers(&self) -> &Informers {
         &self.services.informers
+    }
+
+    /// Where this host's guests run.
+    pub fn guest_executor(&self) -> &GuestExecutor {
+        &self.services.executor
     }
 
     /// The config file this manager runs.
@@ -284,11 +294,81 @@ impl Manager {
     }
 }
 
+/// The executor of [`ManagerOptions::executor`] when given, else the one `host.guests` of the
+/// config describes (a shared runtime starts here). Logged once: where guests run decides how
+/// they compete with the host and with other processes for the CPU.
+/// Fails only when the shared runtime cannot start.
+fn guest_executor(
+    explicit: Option<GuestExecutor>,
+    config: &Config,
+) -> std::io::Result<GuestExecutor> {
+    let (executor, from) = match explicit {
+        Some(executor) => (executor, "manager options"),
+        None => (config.host.guests.start()?, "host.guests"),
+    };
+    info!(
+        executor = executor.name(),
+        threads = executor.threads(),
+        nice = executor.nice().map(Nice::get),
+        from,
+        "guest placement"
+    );
+    Ok(executor)
+}
+
 impl Drop for Manager {
     fn drop(&mut self) {
         self.stop.cancel();
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::config;
+
+    /// A valid config whose `host` section is `host`.
+    fn config_with(host: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.wasm"), b"not read here").unwrap();
+        let text = format!(
+            "{host}plugins:\n  - name: a\n    component: a.wasm\n    watch: {{apiVersion: v1, \
+             kind: ConfigMap}}\n"
+        );
+        config::parse(dir.path().join("trellis.yaml"), &text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_an_explicit_executor_the_configs_guests_section_decides() {
+        let shared = config_with("host: {guests: {executor: shared, threads: 1, nice: 7}}\n");
+        let executor = guest_executor(None, &shared).unwrap();
+        assert_eq!(executor.name(), "shared");
+        assert_eq!(executor.threads(), Some(1));
+        assert_eq!(executor.nice(), Nice::new(7).ok());
+
+        let per_plugin = config_with("host: {guests: {threads: 3, nice: 0}}\n");
+        let executor = guest_executor(None, &per_plugin).unwrap();
+        assert!(
+            matches!(executor, GuestExecutor::PerPlugin { threads: 3, nice } if nice == Nice::HOST),
+            "{executor:?}"
+        );
+
+        let defaults = guest_executor(None, &config_with("")).unwrap();
+        let GuestExecutor::PerPlugin { threads, nice } = GuestExecutor::default() else {
+            unreachable!("the default is per plugin")
+        };
+        assert_eq!(defaults.threads(), Some(threads));
+        assert_eq!(defaults.nice(), Some(nice));
+    }
+
+    #[tokio::test]
+    async fn an_explicit_executor_wins_over_the_config() {
+        let shared = config_with("host: {guests: {executor: shared, threads: 1, nice: 7}}\n");
+        let executor = guest_executor(Some(GuestExecutor::Host), &shared).unwrap();
+        assert_eq!(executor.name(), "host");
+        assert_eq!(executor.nice(), None);
     }
 }

@@ -42,7 +42,10 @@ mod slot;
 mod verdict;
 
 pub use config::{DEFAULT_DEGRADED_AFTER, DEFAULT_WORKERS, MAX_WORKERS, PoolConfig, PoolError};
-pub use executor::{DedicatedRuntime, GuestExecutor};
+pub use executor::{
+    DedicatedRuntime, ExecutorKind, GuestExecutor, GuestSettings, MAX_GUEST_THREADS, Nice,
+    NiceError, default_guest_threads,
+};
 pub use health::{HealthState, PluginHealth};
 pub use metrics::WorkerMetrics;
 pub use pool::{Pool, PoolSpec, ShutdownReport};

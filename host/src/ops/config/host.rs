@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{Faults, FieldPath};
+use super::guests;
 use super::names::{dns1123_label, dns1123_subdomain};
 use super::raw::{RawHost, RawLeaderElection};
 use super::readable_file;
 use crate::sandbox::EngineConfig;
+use crate::worker::GuestSettings;
 
 /// Settings of the host process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct HostSettings {
     pub engine: EngineConfig,
     /// `None`: no election (a single replica).
     pub leader_election: Option<LeaderElection>,
+    /// Where guests run, on how many threads, at which nice value (`host.guests`).
+    pub guests: GuestSettings,
 }
 
 /// Leader election on a coordination.k8s.io Lease. Durations satisfy
@@ -107,6 +111,7 @@ pub(crate) fn validate(
     let leader_election = raw
         .leader_election
         .map(|raw| leader_election(raw, &base.key("leaderElection"), faults));
+    let guests = guests::validate(raw.guests, &base.key("guests"), faults);
     HostSettings {
         metrics_address,
         kubeconfig,
@@ -115,6 +120,7 @@ pub(crate) fn validate(
         shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_seconds),
         engine: raw.engine,
         leader_election,
+        guests,
     }
 }
 

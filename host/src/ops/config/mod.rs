@@ -17,12 +17,14 @@
 //!   files present.
 //!
 //! Module map: `raw` (the file's serde types and defaults), `yaml` (sections and positions),
-//! `error` (paths and errors), `host` and `plugin` (one section each), `grants` (permissions
-//! against watches), `names` (Kubernetes name rules), `dev` (the config `trellis dev` runs).
+//! `error` (paths and errors), `host` and `plugin` (one section each; `guests` is `host.guests`),
+//! `grants` (permissions against watches), `names` (Kubernetes name rules), `dev` (the config
+//! `trellis dev` runs).
 
 mod dev;
 mod error;
 mod grants;
+mod guests;
 mod host;
 mod names;
 mod plugin;

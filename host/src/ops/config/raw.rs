@@ -13,6 +13,7 @@ use crate::informer::WatchConfig;
 use crate::permissions::Permissions;
 use crate::queue::{BackoffConfig, DEFAULT_AGING, RateLimit};
 use crate::sandbox::{Budgets, EngineConfig};
+use crate::worker::Nice;
 
 pub(crate) const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9090";
 pub(crate) const DEFAULT_CACHE_SYNC_TIMEOUT_SECONDS: u64 = 120;
@@ -43,6 +44,8 @@ pub(crate) struct RawHost {
     pub engine: EngineConfig,
     #[serde(default)]
     pub leader_election: Option<RawLeaderElection>,
+    #[serde(default)]
+    pub guests: RawGuests,
 }
 
 impl Default for RawHost {
@@ -55,6 +58,32 @@ impl Default for RawHost {
             shutdown_timeout_seconds: DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
             engine: EngineConfig::default(),
             leader_election: None,
+            guests: RawGuests::default(),
+        }
+    }
+}
+
+/// `host.guests`. The executor is a string and the numbers are signed, so that an unknown
+/// executor or a negative value is a validation mistake reported beside the others, rather
+/// than a type error that hides the rest of the `host` section.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RawGuests {
+    #[serde(default = "default_guest_executor")]
+    pub executor: String,
+    /// `None` (absent or `null`): half the cores.
+    #[serde(default)]
+    pub threads: Option<i64>,
+    #[serde(default = "default_guest_nice")]
+    pub nice: i64,
+}
+
+impl Default for RawGuests {
+    fn default() -> Self {
+        Self {
+            executor: default_guest_executor(),
+            threads: None,
+            nice: default_guest_nice(),
         }
     }
 }
@@ -161,6 +190,17 @@ impl From<&RawRate> for RateLimit {
             burst: raw.burst,
         }
     }
+}
+
+pub(crate) const PER_PLUGIN_EXECUTOR: &str = "perPlugin";
+pub(crate) const SHARED_EXECUTOR: &str = "shared";
+
+fn default_guest_executor() -> String {
+    PER_PLUGIN_EXECUTOR.to_string()
+}
+
+fn default_guest_nice() -> i64 {
+    i64::from(Nice::DEFAULT.get())
 }
 
 fn default_metrics_address() -> Option<String> {
