@@ -564,6 +564,46 @@ fn workers_degraded_after_and_budgets_are_bounded() {
 }
 
 #[test]
+fn the_plugins_workers_must_fit_in_the_engines_instances() {
+    let f = Fixture::new();
+    let two = |workers: u32| {
+        format!(
+            "plugins:\n  - name: a\n    component: a.wasm\n    watch: {{apiVersion: v1, kind: ConfigMap}}\n    workers: {workers}\n  - name: b\n    component: b.wasm\n    watch: {{apiVersion: v1, kind: Secret}}\n    workers: {workers}\n"
+        )
+    };
+    // 64 + 64 > the default 64 instances: named at the engine's field, with the sum and each.
+    let errors = f.errors(&two(64));
+    let [e] = errors.as_slice() else {
+        panic!("one error: {errors:#?}")
+    };
+    assert_eq!(e.field, "host.engine.maxInstances", "{e}");
+    assert!(
+        e.message.contains("add up to 128 (a 64, b 64)") && e.message.contains("64 guest"),
+        "{e}"
+    );
+    // Raised enough: loads; one short: refused, placed at the setting.
+    let config = f
+        .parse(&format!(
+            "host: {{engine: {{maxInstances: 128}}}}\n{}",
+            two(64)
+        ))
+        .unwrap();
+    assert_eq!(config.host.engine.max_instances, 128);
+    let e = f.error(&format!(
+        "host:\n  engine:\n    maxInstances: 127\n{}",
+        two(64)
+    ));
+    assert_error(
+        &e,
+        "host.engine.maxInstances",
+        Some((3, 19)),
+        "add up to 128",
+    );
+    // Exactly full is fine.
+    assert!(f.parse(&two(32)).is_ok());
+}
+
+#[test]
 fn host_settings_are_checked() {
     let f = Fixture::new();
     let text = format!(

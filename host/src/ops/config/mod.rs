@@ -129,6 +129,7 @@ pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Config, ConfigErrors>
         }
     }
     check_claims(&claims, &mut faults);
+    check_instances(&host, &plugins, &mut faults);
 
     if !faults.is_empty() {
         return Err(faults.finish(file, &names, |path| doc.locate(path)));
@@ -138,6 +139,34 @@ pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Config, ConfigErrors>
         host,
         plugins,
     })
+}
+
+/// Every worker holds at most one guest instance, and the sandbox's pool of instances is
+/// shared: when the plugins' workers add up to more than `engine.maxInstances`, the calls past
+/// it fail as host faults (retried, counted against health) instead of running. That is a
+/// sizing mistake, so it is refused at load rather than discovered under load.
+fn check_instances(host: &HostSettings, plugins: &[PluginConfig], faults: &mut Faults) {
+    let total: u64 = plugins.iter().map(|p| u64::from(p.workers)).sum();
+    let slots = u64::from(host.engine.max_instances);
+    if total <= slots {
+        return;
+    }
+    let each = plugins
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.workers))
+        .collect::<Vec<_>>()
+        .join(", ");
+    faults.push(
+        FieldPath::root()
+            .key("host")
+            .key("engine")
+            .key("maxInstances"),
+        format!(
+            "the plugins' workers add up to {total} ({each}), more than the {slots} guest \
+             instances the engine may hold at once; raise host.engine.maxInstances to at \
+             least {total} or lower some plugin's workers"
+        ),
+    );
 }
 
 /// Each plugin's `name`, when it is a string, to show next to its index in messages.
