@@ -73,10 +73,16 @@ impl Native {
                 _ = stream.for_each(|_| async {}) => {}
             }
         });
+        let began = std::time::Instant::now();
         config_maps
             .wait_until_ready()
             .await
             .map_err(|e| format!("the ConfigMap store never synced: {e}"))?;
+        // The controller then reconciles Deployments as their list streams in.
+        eprintln!(
+            "  native: ConfigMap store synced, controller started {:.2} s after the start",
+            began.elapsed().as_secs_f64()
+        );
 
         let context = Arc::new(Context {
             client: client.clone(),
