@@ -26,7 +26,7 @@ use super::in_flight::InFlightStats;
 use super::key::QueueKey;
 use super::metrics::{InFlightProbe, QueueMetrics, Recorder};
 use super::priority::Priority;
-use super::state::{AddOutcome, Added, Outcome, QueueState, QueueStats, Take};
+use super::state::{AddOutcome, Added, Outcome, QueueState, QueueStats, Take, Ticket};
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -45,11 +45,11 @@ pub(crate) struct Shared<K: QueueKey> {
 }
 
 impl<K: QueueKey> Shared<K> {
-    /// Finishes a key held by a guard.
-    pub(crate) fn finish(&self, key: K, outcome: Outcome) {
+    /// Finishes the hold of a guard.
+    pub(crate) fn finish(&self, ticket: Ticket, outcome: Outcome) {
         let finished = {
             let mut state = self.state.lock();
-            state.finish(key, outcome, Instant::now())
+            state.finish(ticket, outcome, Instant::now())
         };
         if let Some(worked) = finished.worked {
             self.recorder.worked_for(worked);
@@ -212,6 +212,7 @@ impl<K: QueueKey> WorkQueue<K> {
                 Ok(Guard::new(
                     self.shared.clone(),
                     taken.key,
+                    taken.ticket,
                     taken.priority,
                     taken.requeues,
                 ))
