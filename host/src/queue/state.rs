@@ -239,6 +239,9 @@ pub(crate) struct QueueState<K: QueueKey> {
     refused_adds: u64,
     /// Keys whose requested rerun was dropped because the queue had shut down.
     dropped_redos: Vec<K>,
+    /// Workers waiting for a key (see `work_queue.rs`): wake-ups are sent only while there
+    /// are some.
+    sleepers: usize,
 }
 
 impl<K: QueueKey> QueueState<K> {
@@ -276,6 +279,7 @@ impl<K: QueueKey> QueueState<K> {
             closed: false,
             refused_adds: 0,
             dropped_redos: Vec::new(),
+            sleepers: 0,
         })
     }
 
@@ -382,7 +386,10 @@ impl<K: QueueKey> QueueState<K> {
             },
         };
         self.compact_if_stale();
-        added
+        Added {
+            wake: added.wake && self.sleepers > 0,
+            ..added
+        }
     }
 
     /// Resets `key`'s failure count (client-go's `Forget`).
@@ -418,6 +425,7 @@ impl<K: QueueKey> QueueState<K> {
             table,
             places,
             in_flight,
+            sleepers,
             ..
         } = self;
         let popped = places.levels.pop(choice, |slot| {
@@ -453,7 +461,7 @@ impl<K: QueueKey> QueueState<K> {
             priority,
             requeues,
             queued_for: now.saturating_duration_since(since),
-            more: places.has_pending(),
+            more: *sleepers > 0 && places.has_pending(),
         })
     }
 
@@ -538,9 +546,19 @@ impl<K: QueueKey> QueueState<K> {
         };
         Finished {
             worked: Some(now.saturating_duration_since(started)),
-            wake: placed,
+            wake: placed && self.sleepers > 0,
             drained: *closed && in_flight.count() == 0,
         }
+    }
+
+    /// A worker found nothing to take and is about to wait for a wake-up.
+    pub(crate) fn sleep(&mut self) {
+        self.sleepers += 1;
+    }
+
+    /// A sleeping worker woke up (or was cancelled).
+    pub(crate) fn woke(&mut self) {
+        self.sleepers = self.sleepers.saturating_sub(1);
     }
 
     /// Stops intake and hand-out. Idempotent.
