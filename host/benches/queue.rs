@@ -333,6 +333,9 @@ fn add_take_done(c: &mut Criterion) {
     g.finish();
 }
 
+/// Builds one variant's queue.
+type MakeQueue = fn(&QueueMetrics) -> WorkQueue<ObjectKey>;
+
 /// The single-threaded rows timed by CPU time (see the module docs).
 fn single_thread_cpu(c: &mut Criterion) {
     let n = key_count();
@@ -341,7 +344,7 @@ fn single_thread_cpu(c: &mut Criterion) {
     let mut registry = Registry::default();
     let metrics = QueueMetrics::register(&mut registry);
     let mut g = group(c, "single_thread_cpu", n);
-    let variants: [(&str, fn(&QueueMetrics) -> WorkQueue<ObjectKey>); 3] = [
+    let variants: [(&str, MakeQueue); 3] = [
         ("trellis/workers=1", |_| {
             WorkQueue::new(config(false)).unwrap()
         }),
