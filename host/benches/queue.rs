@@ -10,6 +10,10 @@
 //!   controller) fed and drained with the same keys, and the full `applier` (scheduler + runner
 //!   with concurrency W + a store lookup per key, the path a kube-rs `Controller` runs).
 //! * `hot_duplicates`: 1M adds cycling over 100 keys (dedup path), then the 100 are taken.
+//! * `single_thread_cpu`: the single-threaded rows again (ours with W = 1, and the scheduler),
+//!   timed by the thread's CPU clock instead of the wall clock. A current-thread runtime runs
+//!   everything on the calling thread, so this is the CPU the workload used, whatever else the
+//!   shared machine was doing; criterion's "throughput" is then keys per CPU-second.
 //! * memory per queued key, counted by a global allocator (printed, not a criterion bench).
 //!
 //! The reconcile itself is empty: this measures the queue, not the work.
@@ -104,6 +108,25 @@ fn keys(n: usize) -> Vec<ObjectKey> {
             name: format!("object-{i}").into(),
         })
         .collect()
+}
+
+/// CPU time consumed by the calling thread so far.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Runs `f` and returns the calling thread's CPU time it took (for single-threaded runs).
+fn cpu_time_of(f: impl FnOnce()) -> Duration {
+    let start = thread_cpu();
+    f();
+    thread_cpu().saturating_sub(start)
 }
 
 fn runtime(workers: usize) -> Runtime {
@@ -310,6 +333,56 @@ fn add_take_done(c: &mut Criterion) {
     g.finish();
 }
 
+/// Builds one variant's queue.
+type MakeQueue = fn(&QueueMetrics) -> WorkQueue<ObjectKey>;
+
+/// The single-threaded rows timed by CPU time (see the module docs).
+fn single_thread_cpu(c: &mut Criterion) {
+    let n = key_count();
+    let keys = keys(n);
+    let rt = runtime(1);
+    let mut registry = Registry::default();
+    let metrics = QueueMetrics::register(&mut registry);
+    let mut g = group(c, "single_thread_cpu", n);
+    let variants: [(&str, MakeQueue); 3] = [
+        ("trellis/workers=1", |_| {
+            WorkQueue::new(config(false)).unwrap()
+        }),
+        ("trellis/workers=1/fairness", |_| {
+            WorkQueue::new(config(true)).unwrap()
+        }),
+        ("trellis/workers=1/metrics", |m| {
+            WorkQueue::with_metrics(config(false), m).unwrap()
+        }),
+    ];
+    for (name, make) in variants {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        let q = make(&metrics);
+                        cpu_time_of(|| {
+                            trellis_add_take_done(&rt, q, &keys, 1);
+                        })
+                    })
+                    .sum()
+            })
+        });
+    }
+    g.bench_function("kube_scheduler/add_take", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    cpu_time_of(|| {
+                        kube_scheduler_add_take(&rt, &keys, n);
+                    })
+                })
+                .sum()
+        })
+    });
+    g.finish();
+}
+
 fn hot_duplicates(c: &mut Criterion) {
     let n = key_count();
     let hot = keys(100);
@@ -393,5 +466,11 @@ fn memory(_c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, memory, add_take_done, hot_duplicates);
+criterion_group!(
+    benches,
+    memory,
+    add_take_done,
+    single_thread_cpu,
+    hot_duplicates
+);
 criterion_main!(benches);

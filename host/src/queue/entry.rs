@@ -1,9 +1,11 @@
 //! One key's state machine, and how a new request merges into it.
 //!
-//! Each key with pending or in-flight work has exactly one [`Entry`] in the queue's map; a key
-//! with neither has none (so an idle key costs no memory). The entry's [`Phase`] says which
-//! structure currently holds the key, and the `seq` stored in it identifies that one placement,
-//! so a stale copy left behind in a FIFO (after a priority raise, say) is recognised and skipped.
+//! Each key with pending or in-flight work has exactly one [`Entry`], in its record in the key
+//! table (`table.rs`); a key with neither has none (so an idle key costs no memory). The entry's
+//! [`Phase`] says which structure currently holds the key's id, and the `seq` stored in it
+//! identifies that one placement, so a stale copy left behind in a FIFO (after a priority raise,
+//! say, or after the id was freed and reused for another key) is recognised and skipped. Seqs
+//! are never reused.
 //!
 //! ```text
 //!              add / add_low                       take
@@ -71,11 +73,13 @@ pub(crate) enum Phase {
         since: Instant,
         seq: u64,
     },
-    /// Held by a worker since `started`; `slot` is its in-flight slot; `redo` is work requested
-    /// while held.
+    /// Held by a worker since `started`; `slot` is its in-flight slot; `taken` is the `seq` of
+    /// the ready placement it was taken from, which names this hold in the worker's guard;
+    /// `redo` is work requested while held.
     InFlight {
         started: Instant,
         slot: u32,
+        taken: u64,
         redo: Option<Request>,
     },
 }

@@ -17,24 +17,26 @@
 //! Fairness is off by default: it costs one more hash lookup per add and take (measured in
 //! docs/benchmarks/queue.md).
 
-use super::key::{KeyMap, QueueKey};
+use super::key::KeyMap;
 use std::collections::VecDeque;
+use std::hash::Hash;
 
-/// One placement of a key in a FIFO; `seq` identifies the placement.
+/// One placement of an item (in the queue: a key's table id) in a FIFO; `seq` identifies the
+/// placement.
 #[derive(Debug)]
-pub(crate) struct Slot<K> {
-    pub(crate) key: K,
+pub(crate) struct Slot<T> {
+    pub(crate) id: T,
     pub(crate) seq: u64,
 }
 
-/// A ready FIFO, plain or fair.
+/// A ready FIFO of items of groups `G`, plain or fair.
 #[derive(Debug)]
-pub(crate) enum ReadyFifo<K: QueueKey> {
-    Plain(VecDeque<Slot<K>>),
-    Fair(FairFifo<K>),
+pub(crate) enum ReadyFifo<G, T> {
+    Plain(VecDeque<Slot<T>>),
+    Fair(FairFifo<G, T>),
 }
 
-impl<K: QueueKey> ReadyFifo<K> {
+impl<G: Clone + Eq + Hash, T> ReadyFifo<G, T> {
     pub(crate) fn new(fair: bool) -> Self {
         if fair {
             ReadyFifo::Fair(FairFifo::default())
@@ -51,10 +53,11 @@ impl<K: QueueKey> ReadyFifo<K> {
         }
     }
 
-    pub(crate) fn push(&mut self, slot: Slot<K>) {
+    /// Appends `slot`, whose item belongs to `group` (ignored when plain).
+    pub(crate) fn push(&mut self, group: &G, slot: Slot<T>) {
         match self {
             ReadyFifo::Plain(q) => q.push_back(slot),
-            ReadyFifo::Fair(f) => f.push(slot),
+            ReadyFifo::Fair(f) => f.push(group, slot),
         }
     }
 
@@ -62,8 +65,8 @@ impl<K: QueueKey> ReadyFifo<K> {
     /// slots it rejects on the way as stale.
     pub(crate) fn pop_accepted<R>(
         &mut self,
-        accept: impl FnMut(&Slot<K>) -> Option<R>,
-    ) -> Option<(Slot<K>, R)> {
+        accept: impl FnMut(&Slot<T>) -> Option<R>,
+    ) -> Option<(Slot<T>, R)> {
         match self {
             ReadyFifo::Plain(q) => pop_accepted_plain(q, accept),
             ReadyFifo::Fair(f) => f.pop_accepted(accept),
@@ -71,7 +74,7 @@ impl<K: QueueKey> ReadyFifo<K> {
     }
 
     /// Keeps only the slots `keep` approves, preserving order.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Slot<K>) -> bool) {
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Slot<T>) -> bool) {
         match self {
             ReadyFifo::Plain(q) => q.retain(|s| keep(s)),
             ReadyFifo::Fair(f) => f.retain(keep),
@@ -79,10 +82,10 @@ impl<K: QueueKey> ReadyFifo<K> {
     }
 }
 
-fn pop_accepted_plain<K, R>(
-    queue: &mut VecDeque<Slot<K>>,
-    mut accept: impl FnMut(&Slot<K>) -> Option<R>,
-) -> Option<(Slot<K>, R)> {
+fn pop_accepted_plain<T, R>(
+    queue: &mut VecDeque<Slot<T>>,
+    mut accept: impl FnMut(&Slot<T>) -> Option<R>,
+) -> Option<(Slot<T>, R)> {
     while let Some(front) = queue.front() {
         let accepted = accept(front);
         let slot = queue.pop_front()?;
@@ -95,14 +98,14 @@ fn pop_accepted_plain<K, R>(
 
 /// Per-group FIFOs served round-robin.
 #[derive(Debug)]
-pub(crate) struct FairFifo<K: QueueKey> {
+pub(crate) struct FairFifo<G, T> {
     /// Invariant: every group here has a non-empty FIFO and appears exactly once in `ring`.
-    groups: KeyMap<K::Group, VecDeque<Slot<K>>>,
-    ring: VecDeque<K::Group>,
+    groups: KeyMap<G, VecDeque<Slot<T>>>,
+    ring: VecDeque<G>,
     len: usize,
 }
 
-impl<K: QueueKey> Default for FairFifo<K> {
+impl<G, T> Default for FairFifo<G, T> {
     fn default() -> Self {
         Self {
             groups: KeyMap::default(),
@@ -112,22 +115,21 @@ impl<K: QueueKey> Default for FairFifo<K> {
     }
 }
 
-impl<K: QueueKey> FairFifo<K> {
-    fn push(&mut self, slot: Slot<K>) {
+impl<G: Clone + Eq + Hash, T> FairFifo<G, T> {
+    fn push(&mut self, group: &G, slot: Slot<T>) {
         self.len += 1;
-        if let Some(queue) = self.groups.get_mut(slot.key.group()) {
+        if let Some(queue) = self.groups.get_mut(group) {
             queue.push_back(slot);
             return;
         }
-        let group = slot.key.group().clone();
         self.ring.push_back(group.clone());
-        self.groups.insert(group, VecDeque::from([slot]));
+        self.groups.insert(group.clone(), VecDeque::from([slot]));
     }
 
     fn pop_accepted<R>(
         &mut self,
-        mut accept: impl FnMut(&Slot<K>) -> Option<R>,
-    ) -> Option<(Slot<K>, R)> {
+        mut accept: impl FnMut(&Slot<T>) -> Option<R>,
+    ) -> Option<(Slot<T>, R)> {
         loop {
             let group = self.ring.front()?;
             let Some(queue) = self.groups.get_mut(group) else {
@@ -158,7 +160,7 @@ impl<K: QueueKey> FairFifo<K> {
         }
     }
 
-    fn retain(&mut self, mut keep: impl FnMut(&Slot<K>) -> bool) {
+    fn retain(&mut self, mut keep: impl FnMut(&Slot<T>) -> bool) {
         self.groups.retain(|_, queue| {
             queue.retain(|s| keep(s));
             !queue.is_empty()
@@ -176,31 +178,28 @@ mod tests {
     #[derive(Clone, PartialEq, Eq, Hash, Debug)]
     struct Key(&'static str, u32);
 
-    impl QueueKey for Key {
-        type Group = &'static str;
-        fn group(&self) -> &&'static str {
-            &self.0
-        }
+    type Fifo = ReadyFifo<&'static str, Key>;
+
+    fn push(fifo: &mut Fifo, key: Key, seq: u64) {
+        let group = key.0;
+        fifo.push(&group, Slot { id: key, seq });
     }
 
-    fn fill(fifo: &mut ReadyFifo<Key>, keys: &[(&'static str, u32)]) {
+    fn fill(fifo: &mut Fifo, keys: &[(&'static str, u32)]) {
         for (seq, (g, n)) in keys.iter().enumerate() {
-            fifo.push(Slot {
-                key: Key(g, *n),
-                seq: seq as u64,
-            });
+            push(fifo, Key(g, *n), seq as u64);
         }
     }
 
-    fn drain(fifo: &mut ReadyFifo<Key>) -> Vec<(&'static str, u32)> {
+    fn drain(fifo: &mut Fifo) -> Vec<(&'static str, u32)> {
         std::iter::from_fn(|| fifo.pop_accepted(|_| Some(())))
-            .map(|(s, ())| (s.key.0, s.key.1))
+            .map(|(s, ())| (s.id.0, s.id.1))
             .collect()
     }
 
     #[test]
     fn plain_is_fifo() {
-        let mut f = ReadyFifo::new(false);
+        let mut f: Fifo = ReadyFifo::new(false);
         fill(&mut f, &[("a", 1), ("a", 2), ("b", 1), ("a", 3)]);
         assert_eq!(drain(&mut f), [("a", 1), ("a", 2), ("b", 1), ("a", 3)]);
         assert_eq!(f.len(), 0);
@@ -208,7 +207,7 @@ mod tests {
 
     #[test]
     fn fair_round_robins_groups_and_keeps_fifo_within_a_group() {
-        let mut f = ReadyFifo::new(true);
+        let mut f: Fifo = ReadyFifo::new(true);
         fill(
             &mut f,
             &[
@@ -237,18 +236,12 @@ mod tests {
 
     #[test]
     fn fairness_bound_small_group_is_not_starved_by_a_big_one() {
-        let mut f = ReadyFifo::new(true);
+        let mut f: Fifo = ReadyFifo::new(true);
         for n in 0..50_000 {
-            f.push(Slot {
-                key: Key("big", n),
-                seq: n as u64,
-            });
+            push(&mut f, Key("big", n), u64::from(n));
         }
         for n in 0..5 {
-            f.push(Slot {
-                key: Key("small", n),
-                seq: 50_000 + n as u64,
-            });
+            push(&mut f, Key("small", n), 50_000 + u64::from(n));
         }
         let order = drain(&mut f);
         let last_small = order.iter().rposition(|(g, _)| *g == "small").unwrap();
@@ -262,20 +255,20 @@ mod tests {
 
     #[test]
     fn stale_slots_are_skipped_without_using_a_groups_turn() {
-        let mut f = ReadyFifo::new(true);
+        let mut f: Fifo = ReadyFifo::new(true);
         fill(&mut f, &[("a", 1), ("a", 2), ("b", 1), ("b", 2)]);
         // ("a", 1) is stale; "a" must still be served first, with ("a", 2).
-        let first = f.pop_accepted(|s| (s.key != Key("a", 1)).then_some(()));
-        assert_eq!(first.unwrap().0.key, Key("a", 2));
+        let first = f.pop_accepted(|s| (s.id != Key("a", 1)).then_some(()));
+        assert_eq!(first.unwrap().0.id, Key("a", 2));
         assert_eq!(drain(&mut f), [("b", 1), ("b", 2)]);
     }
 
     #[test]
     fn group_of_only_stale_slots_is_dropped() {
-        let mut f = ReadyFifo::new(true);
+        let mut f: Fifo = ReadyFifo::new(true);
         fill(&mut f, &[("a", 1), ("b", 1)]);
-        let got = f.pop_accepted(|s| (s.key.0 == "b").then_some(()));
-        assert_eq!(got.unwrap().0.key, Key("b", 1));
+        let got = f.pop_accepted(|s| (s.id.0 == "b").then_some(()));
+        assert_eq!(got.unwrap().0.id, Key("b", 1));
         assert_eq!(f.len(), 0);
         assert!(f.pop_accepted(|_| Some(())).is_none());
         if let ReadyFifo::Fair(fair) = &f {
@@ -286,9 +279,9 @@ mod tests {
     #[test]
     fn retain_keeps_order_and_frees_empty_groups() {
         for fair in [false, true] {
-            let mut f = ReadyFifo::new(fair);
+            let mut f: Fifo = ReadyFifo::new(fair);
             fill(&mut f, &[("a", 1), ("b", 1), ("a", 2), ("c", 1)]);
-            f.retain(|s| s.key.0 != "b");
+            f.retain(|s| s.id.0 != "b");
             assert_eq!(f.len(), 3);
             let expect: &[(&str, u32)] = if fair {
                 &[("a", 1), ("c", 1), ("a", 2)]

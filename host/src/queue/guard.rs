@@ -13,13 +13,14 @@
 
 use super::key::QueueKey;
 use super::priority::Priority;
-use super::state::Outcome;
+use super::state::{Outcome, Ticket};
 use super::work_queue::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 
 struct Held<K> {
     key: K,
+    ticket: Ticket,
     priority: Priority,
     requeues: u32,
 }
@@ -34,11 +35,18 @@ pub struct Guard<K: QueueKey> {
 }
 
 impl<K: QueueKey> Guard<K> {
-    pub(crate) fn new(shared: Arc<Shared<K>>, key: K, priority: Priority, requeues: u32) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared<K>>,
+        key: K,
+        ticket: Ticket,
+        priority: Priority,
+        requeues: u32,
+    ) -> Self {
         Self {
             shared,
             held: Some(Held {
                 key,
+                ticket,
                 priority,
                 requeues,
             }),
@@ -70,7 +78,7 @@ impl<K: QueueKey> Guard<K> {
     /// Finishes the key with `outcome`.
     pub fn finish(mut self, outcome: super::Outcome) {
         if let Some(held) = self.held.take() {
-            self.shared.finish(held.key, outcome);
+            self.shared.finish(held.ticket, outcome);
         }
     }
 
@@ -99,7 +107,7 @@ impl<K: QueueKey> Drop for Guard<K> {
                 panicking = std::thread::panicking(),
                 "work queue guard dropped without an outcome; retrying the key with backoff"
             );
-            self.shared.finish(held.key, Outcome::Retry);
+            self.shared.finish(held.ticket, Outcome::Retry);
         }
     }
 }

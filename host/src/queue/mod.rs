@@ -27,6 +27,7 @@
 //! | `config`        | per-plugin configuration, client-go defaults, validation        |
 //! | `entry`         | one key's state machine and the merge (dedup) rules             |
 //! | `state`         | every transition, synchronous, time passed in                   |
+//! | `table`         | each key stored once, named by a small id                       |
 //! | `work_queue`    | sync adds, async takes, wake-ups                                |
 //! | `guard`         | done-on-every-path                                              |
 //! | `delaying`      | requeue-after and backoff delays                                |
@@ -53,6 +54,7 @@ mod priority;
 mod rate_limiting;
 mod shutdown;
 mod state;
+mod table;
 mod work_queue;
 
 pub use config::{BackoffConfig, DEFAULT_AGING, QueueConfig, QueueError, RateLimit};

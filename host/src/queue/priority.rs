@@ -23,8 +23,8 @@
 //! still reached within a bounded number of low turns.
 
 use super::fairness::{ReadyFifo, Slot};
-use super::key::QueueKey;
 use std::collections::BTreeMap;
+use std::hash::Hash;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -51,8 +51,8 @@ impl Priority {
 const COMPACT_MIN_STALE: usize = 1024;
 
 #[derive(Debug)]
-struct Level<K: QueueKey> {
-    fifo: ReadyFifo<K>,
+struct Level<G, T> {
+    fifo: ReadyFifo<G, T>,
     live: usize,
 }
 
@@ -63,11 +63,11 @@ pub(crate) struct Choice {
     aged_turn: bool,
 }
 
-/// The two ready levels with aging.
+/// The two ready levels with aging, holding items `T` (key ids) of groups `G` (namespaces).
 #[derive(Debug)]
-pub(crate) struct Levels<K: QueueKey> {
-    normal: Level<K>,
-    low: Level<K>,
+pub(crate) struct Levels<G, T> {
+    normal: Level<G, T>,
+    low: Level<G, T>,
     /// Live low placements by seq (= arrival order), with the time each became ready: the first
     /// entry is the oldest low key, whatever order the (possibly fair) FIFO serves them in.
     low_since: BTreeMap<u64, Instant>,
@@ -75,7 +75,7 @@ pub(crate) struct Levels<K: QueueKey> {
     last_was_aged_turn: bool,
 }
 
-impl<K: QueueKey> Levels<K> {
+impl<G: Clone + Eq + Hash, T> Levels<G, T> {
     pub(crate) fn new(fair: bool, aging: Duration) -> Self {
         Self {
             normal: Level {
@@ -92,7 +92,7 @@ impl<K: QueueKey> Levels<K> {
         }
     }
 
-    fn level(&mut self, p: Priority) -> &mut Level<K> {
+    fn level(&mut self, p: Priority) -> &mut Level<G, T> {
         match p {
             Priority::Normal => &mut self.normal,
             Priority::Low => &mut self.low,
@@ -107,14 +107,14 @@ impl<K: QueueKey> Levels<K> {
         }
     }
 
-    /// Places `key` at the back of level `p`.
-    pub(crate) fn push(&mut self, p: Priority, key: K, seq: u64, since: Instant) {
+    /// Places `id` (of `group`) at the back of level `p`.
+    pub(crate) fn push(&mut self, p: Priority, group: &G, id: T, seq: u64, since: Instant) {
         if p == Priority::Low {
             self.low_since.insert(seq, since);
         }
         let level = self.level(p);
         level.live += 1;
-        level.fifo.push(Slot { key, seq });
+        level.fifo.push(group, Slot { id, seq });
     }
 
     /// The placement `seq` at `p` no longer counts; its slot stays behind as stale.
@@ -137,7 +137,7 @@ impl<K: QueueKey> Levels<K> {
     }
 
     /// Drops the slots of level `p` that `live` rejects.
-    pub(crate) fn compact(&mut self, p: Priority, live: impl FnMut(&Slot<K>) -> bool) {
+    pub(crate) fn compact(&mut self, p: Priority, live: impl FnMut(&Slot<T>) -> bool) {
         self.level(p).fifo.retain(live);
     }
 
@@ -174,8 +174,8 @@ impl<K: QueueKey> Levels<K> {
     pub(crate) fn pop<R>(
         &mut self,
         choice: Choice,
-        accept: impl FnMut(&Slot<K>) -> Option<R>,
-    ) -> Option<(Slot<K>, R)> {
+        accept: impl FnMut(&Slot<T>) -> Option<R>,
+    ) -> Option<(Slot<T>, R)> {
         let level = self.level(choice.priority);
         let (slot, r) = level.fifo.pop_accepted(accept)?;
         level.live = level.live.saturating_sub(1);
@@ -193,17 +193,13 @@ mod tests {
 
     #[derive(Clone, PartialEq, Eq, Hash, Debug)]
     struct Key(u32);
-    impl QueueKey for Key {
-        type Group = ();
-        fn group(&self) -> &() {
-            &()
-        }
-    }
 
-    fn take(levels: &mut Levels<Key>, now: Instant) -> Option<(Priority, u32)> {
+    type L = Levels<(), Key>;
+
+    fn take(levels: &mut L, now: Instant) -> Option<(Priority, u32)> {
         let choice = levels.choose(now)?;
         let (slot, ()) = levels.pop(choice, |_| Some(()))?;
-        Some((choice.priority, slot.key.0))
+        Some((choice.priority, slot.id.0))
     }
 
     #[test]
@@ -217,10 +213,10 @@ mod tests {
     fn normal_goes_first_until_low_has_aged() {
         let t0 = Instant::now();
         let aging = Duration::from_secs(60);
-        let mut l = Levels::new(false, aging);
-        l.push(Priority::Low, Key(100), 1, t0);
-        l.push(Priority::Normal, Key(1), 2, t0);
-        l.push(Priority::Normal, Key(2), 3, t0);
+        let mut l: L = Levels::new(false, aging);
+        l.push(Priority::Low, &(), Key(100), 1, t0);
+        l.push(Priority::Normal, &(), Key(1), 2, t0);
+        l.push(Priority::Normal, &(), Key(2), 3, t0);
         assert_eq!(take(&mut l, t0), Some((Priority::Normal, 1)));
         assert_eq!(
             take(&mut l, t0 + Duration::from_secs(59)),
@@ -236,12 +232,12 @@ mod tests {
     #[test]
     fn aged_low_alternates_with_normal() {
         let t0 = Instant::now();
-        let mut l = Levels::new(false, Duration::from_secs(60));
+        let mut l: L = Levels::new(false, Duration::from_secs(60));
         for n in 0..3 {
-            l.push(Priority::Low, Key(100 + n), u64::from(n), t0);
+            l.push(Priority::Low, &(), Key(100 + n), u64::from(n), t0);
         }
         for n in 0..4 {
-            l.push(Priority::Normal, Key(n), 10 + u64::from(n), t0);
+            l.push(Priority::Normal, &(), Key(n), 10 + u64::from(n), t0);
         }
         let later = t0 + Duration::from_secs(60);
         let order: Vec<_> = std::iter::from_fn(|| take(&mut l, later)).collect();
@@ -263,10 +259,16 @@ mod tests {
     #[test]
     fn aging_uses_the_oldest_live_low_key_not_a_stale_one() {
         let t0 = Instant::now();
-        let mut l = Levels::new(false, Duration::from_secs(60));
-        l.push(Priority::Low, Key(100), 1, t0);
-        l.push(Priority::Low, Key(101), 2, t0 + Duration::from_secs(30));
-        l.push(Priority::Normal, Key(1), 3, t0);
+        let mut l: L = Levels::new(false, Duration::from_secs(60));
+        l.push(Priority::Low, &(), Key(100), 1, t0);
+        l.push(
+            Priority::Low,
+            &(),
+            Key(101),
+            2,
+            t0 + Duration::from_secs(30),
+        );
+        l.push(Priority::Normal, &(), Key(1), 3, t0);
         // Key 100 was raised away: only key 101 (30 s younger) counts for aging.
         l.unlink(Priority::Low, 1);
         let at = t0 + Duration::from_secs(70);
@@ -277,9 +279,9 @@ mod tests {
     #[test]
     fn compaction_only_when_stale_dominates() {
         let t0 = Instant::now();
-        let mut l = Levels::new(false, Duration::from_secs(60));
+        let mut l: L = Levels::new(false, Duration::from_secs(60));
         for n in 0..3000u32 {
-            l.push(Priority::Low, Key(n), u64::from(n), t0);
+            l.push(Priority::Low, &(), Key(n), u64::from(n), t0);
         }
         for n in 0..1000u32 {
             l.unlink(Priority::Low, u64::from(n));

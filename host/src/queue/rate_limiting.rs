@@ -16,17 +16,17 @@ use super::limiters::TokenBucket;
 use std::collections::VecDeque;
 use tokio::time::Instant;
 
-/// Due retries waiting for tokens.
+/// Due retries (key ids in the queue) waiting for tokens.
 #[derive(Debug)]
-pub(crate) struct RetryGate<K> {
+pub(crate) struct RetryGate<T> {
     bucket: Option<TokenBucket>,
-    waiting: VecDeque<Slot<K>>,
+    waiting: VecDeque<Slot<T>>,
     live: usize,
     /// The bucket said no until then; not asked again before.
     blocked_until: Option<Instant>,
 }
 
-impl<K> RetryGate<K> {
+impl<T> RetryGate<T> {
     /// A gate on `bucket`; without a bucket the gate is disabled and retries skip it.
     pub(crate) fn new(bucket: Option<TokenBucket>) -> Self {
         Self {
@@ -46,7 +46,7 @@ impl<K> RetryGate<K> {
         self.live
     }
 
-    pub(crate) fn push(&mut self, slot: Slot<K>) {
+    pub(crate) fn push(&mut self, slot: Slot<T>) {
         self.live += 1;
         self.waiting.push_back(slot);
     }
@@ -64,7 +64,7 @@ impl<K> RetryGate<K> {
     }
 
     /// Drops the slots `live` rejects, keeping order.
-    pub(crate) fn compact(&mut self, live: impl FnMut(&Slot<K>) -> bool) {
+    pub(crate) fn compact(&mut self, live: impl FnMut(&Slot<T>) -> bool) {
         self.waiting.retain(live);
     }
 
@@ -78,8 +78,8 @@ impl<K> RetryGate<K> {
     pub(crate) fn admit_one(
         &mut self,
         now: Instant,
-        mut live: impl FnMut(&Slot<K>) -> bool,
-    ) -> Option<Slot<K>> {
+        mut live: impl FnMut(&Slot<T>) -> bool,
+    ) -> Option<Slot<T>> {
         let bucket = self.bucket.as_ref()?;
         if self.blocked_until.is_some_and(|t| now < t) {
             return None;
@@ -121,17 +121,17 @@ mod tests {
         let mut g = gate(10.0, 2);
         for (seq, key) in ["a", "b", "c"].into_iter().enumerate() {
             g.push(Slot {
-                key,
+                id: key,
                 seq: seq as u64,
             });
         }
-        assert_eq!(g.admit_one(t0, |_| true).unwrap().key, "a");
-        assert_eq!(g.admit_one(t0, |_| true).unwrap().key, "b");
+        assert_eq!(g.admit_one(t0, |_| true).unwrap().id, "a");
+        assert_eq!(g.admit_one(t0, |_| true).unwrap().id, "b");
         assert!(g.admit_one(t0, |_| true).is_none());
         assert_eq!(g.next_admission(t0), Some(t0 + Duration::from_millis(100)));
         tokio::time::advance(Duration::from_millis(100)).await;
         let t1 = Instant::now();
-        assert_eq!(g.admit_one(t1, |_| true).unwrap().key, "c");
+        assert_eq!(g.admit_one(t1, |_| true).unwrap().id, "c");
         assert_eq!(g.next_admission(t1), None);
     }
 
@@ -140,15 +140,12 @@ mod tests {
         let t0 = Instant::now();
         let mut g = gate(1.0, 1);
         g.push(Slot {
-            key: "stale",
+            id: "stale",
             seq: 1,
         });
-        g.push(Slot {
-            key: "live",
-            seq: 2,
-        });
+        g.push(Slot { id: "live", seq: 2 });
         g.unlink(); // "stale" was overtaken by an event
-        assert_eq!(g.admit_one(t0, |s| s.key != "stale").unwrap().key, "live");
+        assert_eq!(g.admit_one(t0, |s| s.id != "stale").unwrap().id, "live");
         assert_eq!(g.live(), 0);
     }
 
@@ -157,7 +154,7 @@ mod tests {
         let mut g: RetryGate<u32> = RetryGate::new(None);
         for n in 0..3000 {
             g.push(Slot {
-                key: n,
+                id: n,
                 seq: u64::from(n),
             });
         }
@@ -165,7 +162,7 @@ mod tests {
             g.unlink();
         }
         assert!(g.wants_compaction());
-        g.compact(|s| s.key >= 2000);
+        g.compact(|s| s.id >= 2000);
         assert!(!g.wants_compaction());
         assert_eq!(g.waiting.len(), 1000);
         assert_eq!(g.live(), 1000);

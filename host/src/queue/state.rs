@@ -6,18 +6,21 @@
 //! admits due retries that have a token. Doing this on every touch, rather than from a timer
 //! task, keeps ready order equal to the order keys became due: nothing can be pushed between a
 //! key's due time and its promotion without first promoting it.
+//!
+//! Keys live in the key table (`table.rs`); every other structure holds their ids. So an add
+//! hashes its key once, and a take and a finish reach the key's record by id without hashing.
 
 use super::config::{QueueConfig, QueueError};
 use super::delaying::{DelaySet, due_after};
 use super::entry::{Entry, Phase, Request};
 use super::fairness::Slot;
 use super::in_flight::{InFlight, InFlightStats};
-use super::key::{KeyMap, QueueKey};
+use super::key::QueueKey;
 use super::limiters::{Backoff, TokenBucket};
 use super::metrics::Recorder;
 use super::priority::{Levels, Priority};
 use super::rate_limiting::RetryGate;
-use std::collections::hash_map::Entry as MapEntry;
+use super::table::{Id, KeyTable, Lookup, Record};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -29,7 +32,7 @@ pub enum AddOutcome {
     Queued,
     /// The key already had pending work; the request was merged into it (dedup).
     Merged,
-    /// The queue is shut down; nothing was recorded.
+    /// The queue is shut down (or, impossibly, holds 2^32 keys already); nothing was recorded.
     Refused,
 }
 
@@ -69,8 +72,18 @@ pub(crate) struct Added {
     pub(crate) wake: bool,
 }
 
+/// Names one hold of a key: its record and the placement it was taken from. A guard carries it
+/// so that finishing reaches the record without a hash lookup, and a mismatch (which no
+/// correct caller produces) is refused instead of finishing someone else's hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    id: Id,
+    seq: u64,
+}
+
 pub(crate) struct Taken<K> {
     pub(crate) key: K,
+    pub(crate) ticket: Ticket,
     pub(crate) priority: Priority,
     pub(crate) requeues: u32,
     pub(crate) queued_for: Duration,
@@ -93,13 +106,13 @@ pub(crate) struct Finished {
     pub(crate) drained: bool,
 }
 
-/// The structures a key can be placed in, kept apart from the entry map so that an entry can be
-/// updated while its key is (re)placed.
+/// The structures a key's id can be placed in, kept apart from the key table so that a record
+/// can be updated while its id is (re)placed.
 #[derive(Debug)]
 struct Places<K: QueueKey> {
-    levels: Levels<K>,
-    delayed: DelaySet<K>,
-    gate: RetryGate<K>,
+    levels: Levels<K::Group, Id>,
+    delayed: DelaySet<Id>,
+    gate: RetryGate<Id>,
     next_seq: u64,
     recorder: Recorder,
 }
@@ -110,9 +123,17 @@ impl<K: QueueKey> Places<K> {
         self.next_seq
     }
 
-    fn ready(&mut self, key: K, priority: Priority, since: Instant, new_add: bool) -> Phase {
+    /// Places `id` (of fairness group `group`) at the back of the ready FIFO of `priority`.
+    fn ready(
+        &mut self,
+        id: Id,
+        group: &K::Group,
+        priority: Priority,
+        since: Instant,
+        new_add: bool,
+    ) -> Phase {
         let seq = self.seq();
-        self.levels.push(priority, key, seq, since);
+        self.levels.push(priority, group, id, seq, since);
         self.recorder.entered(priority, new_add);
         Phase::Ready {
             priority,
@@ -121,41 +142,54 @@ impl<K: QueueKey> Places<K> {
         }
     }
 
-    fn gated(&mut self, key: K) -> Phase {
+    fn gated(&mut self, id: Id) -> Phase {
         let seq = self.seq();
-        self.gate.push(Slot { key, seq });
+        self.gate.push(Slot { id, seq });
         Phase::Gated { seq }
     }
 
     /// Places a key due at `due`: the delay set if it is in the future, otherwise the retry gate
     /// (a retry, when the gate is on) or the normal FIFO.
-    fn schedule(&mut self, key: K, due: Instant, retry: bool, now: Instant) -> Phase {
+    fn schedule(
+        &mut self,
+        id: Id,
+        group: &K::Group,
+        due: Instant,
+        retry: bool,
+        now: Instant,
+    ) -> Phase {
         if due > now {
             let seq = self.seq();
-            self.delayed.insert(due, seq, key);
+            self.delayed.insert(due, seq, id);
             Phase::Waiting { due, seq, retry }
         } else if retry && self.gate.enabled() {
-            self.gated(key)
+            self.gated(id)
         } else {
-            self.ready(key, Priority::Normal, due, true)
+            self.ready(id, group, Priority::Normal, due, true)
         }
     }
 
-    /// Takes the key out of the structure `phase` says it is in. Returns the key when the
-    /// structure gave it back (the delay set does; FIFOs leave a stale slot instead).
-    fn unlink(&mut self, phase: Phase) -> Option<K> {
+    /// Places a key as `request` asks.
+    fn place(&mut self, id: Id, group: &K::Group, request: Request, now: Instant) -> Phase {
+        match request {
+            Request::Now(p) => self.ready(id, group, p, now, true),
+            Request::At { due, retry } => self.schedule(id, group, due, retry, now),
+        }
+    }
+
+    /// Takes the key out of the structure `phase` says it is in. The delay set removes its entry
+    /// exactly; FIFOs and the gate leave a stale slot behind instead.
+    fn unlink(&mut self, phase: Phase) {
         match phase {
             Phase::Ready { priority, seq, .. } => {
                 self.levels.unlink(priority, seq);
                 self.recorder.left(priority);
-                None
             }
-            Phase::Waiting { due, seq, .. } => self.delayed.remove(due, seq),
-            Phase::Gated { .. } => {
-                self.gate.unlink();
-                None
+            Phase::Waiting { due, seq, .. } => {
+                self.delayed.remove(due, seq);
             }
-            Phase::InFlight { .. } => None,
+            Phase::Gated { .. } => self.gate.unlink(),
+            Phase::InFlight { .. } => {}
         }
     }
 
@@ -186,17 +220,17 @@ impl Phase {
     }
 }
 
-/// Is `slot` the key's current placement (not a stale copy)?
-fn is_live<K: QueueKey>(entries: &KeyMap<K, Entry>, slot: &Slot<K>) -> bool {
-    entries
-        .get(&slot.key)
-        .is_some_and(|e| e.phase.placement() == Some(slot.seq))
+/// Is `slot` its key's current placement (not a stale copy)?
+fn is_live<K: QueueKey>(table: &KeyTable<K>, slot: &Slot<Id>) -> bool {
+    table
+        .get(slot.id)
+        .is_some_and(|r| r.entry.phase.placement() == Some(slot.seq))
 }
 
 /// All of one queue's state.
 #[derive(Debug)]
 pub(crate) struct QueueState<K: QueueKey> {
-    entries: KeyMap<K, Entry>,
+    table: KeyTable<K>,
     places: Places<K>,
     overall: Option<TokenBucket>,
     backoff: Backoff,
@@ -205,6 +239,9 @@ pub(crate) struct QueueState<K: QueueKey> {
     refused_adds: u64,
     /// Keys whose requested rerun was dropped because the queue had shut down.
     dropped_redos: Vec<K>,
+    /// Workers waiting for a key (see `work_queue.rs`): wake-ups are sent only while there
+    /// are some.
+    sleepers: usize,
 }
 
 impl<K: QueueKey> QueueState<K> {
@@ -228,7 +265,7 @@ impl<K: QueueKey> QueueState<K> {
                 .transpose()
         };
         Ok(Self {
-            entries: KeyMap::default(),
+            table: KeyTable::default(),
             places: Places {
                 levels: Levels::new(config.fairness, config.aging),
                 delayed: DelaySet::default(),
@@ -242,36 +279,36 @@ impl<K: QueueKey> QueueState<K> {
             closed: false,
             refused_adds: 0,
             dropped_redos: Vec::new(),
+            sleepers: 0,
         })
     }
 
     /// Moves due keys forward: elapsed delays into the ready FIFOs (or the retry gate), and due
     /// retries through the gate while tokens last.
     pub(crate) fn advance(&mut self, now: Instant) {
-        let Self {
-            entries, places, ..
-        } = self;
-        while let Some((due, seq, key)) = places.delayed.pop_due(now) {
-            let Some(entry) = entries.get_mut(&key) else {
-                tracing::error!(?key, "delay set held a key with no entry; dropped");
+        let Self { table, places, .. } = self;
+        while let Some((due, seq, id)) = places.delayed.pop_due(now) {
+            let Some(record) = table.get_mut(id) else {
+                tracing::error!(id, "delay set held an id with no record; dropped");
                 continue;
             };
-            let retry = match entry.phase {
+            let retry = match record.entry.phase {
                 Phase::Waiting { seq: s, retry, .. } if s == seq => retry,
                 phase => {
-                    tracing::error!(?key, ?phase, "delay set out of step with entry; skipped");
+                    tracing::error!(key = ?record.key, ?phase, "delay set out of step with entry; skipped");
                     continue;
                 }
             };
-            entry.phase = if retry && places.gate.enabled() {
-                places.gated(key)
+            record.entry.phase = if retry && places.gate.enabled() {
+                places.gated(id)
             } else {
-                places.ready(key, Priority::Normal, due, true)
+                places.ready(id, record.key.group(), Priority::Normal, due, true)
             };
         }
-        while let Some(slot) = places.gate.admit_one(now, |s| is_live(entries, s)) {
-            if let Some(entry) = entries.get_mut(&slot.key) {
-                entry.phase = places.ready(slot.key, Priority::Normal, now, true);
+        while let Some(slot) = places.gate.admit_one(now, |s| is_live(table, s)) {
+            if let Some(record) = table.get_mut(slot.id) {
+                record.entry.phase =
+                    places.ready(slot.id, record.key.group(), Priority::Normal, now, true);
             }
         }
     }
@@ -312,41 +349,62 @@ impl<K: QueueKey> QueueState<K> {
         }
         self.advance(now);
         let places = &mut self.places;
-        let added = match self.entries.entry(key) {
-            MapEntry::Vacant(vacant) => {
+        let added = match self.table.lookup(key) {
+            Lookup::Vacant(vacant) => {
                 let mut failures = 0;
                 let request = request(&mut failures);
-                let key = vacant.key().clone();
-                let phase = match request {
-                    Request::Now(p) => places.ready(key, p, now, true),
-                    Request::At { due, retry } => places.schedule(key, due, retry, now),
-                };
-                vacant.insert(Entry { phase, failures });
-                Added {
-                    outcome: AddOutcome::Queued,
-                    wake: true,
+                let inserted = self.table.insert(vacant, |id, key| Entry {
+                    phase: places.place(id, key.group(), request, now),
+                    failures,
+                });
+                match inserted {
+                    Ok(_) => Added {
+                        outcome: AddOutcome::Queued,
+                        wake: true,
+                    },
+                    Err(full) => {
+                        tracing::error!(?full, "the queue's key table is full; add refused");
+                        Added {
+                            outcome: AddOutcome::Refused,
+                            wake: false,
+                        }
+                    }
                 }
             }
-            MapEntry::Occupied(mut occupied) => {
-                let request = request(&mut occupied.get_mut().failures);
-                let key = occupied.key().clone();
-                merge(places, occupied.get_mut(), key, request, now)
-            }
+            Lookup::Found(id) => match self.table.get_mut(id) {
+                Some(record) => {
+                    let request = request(&mut record.entry.failures);
+                    merge(places, id, record, request, now)
+                }
+                None => {
+                    tracing::error!(id, "key table index names a missing record; add dropped");
+                    Added {
+                        outcome: AddOutcome::Refused,
+                        wake: false,
+                    }
+                }
+            },
         };
         self.compact_if_stale();
-        added
+        Added {
+            wake: added.wake && self.sleepers > 0,
+            ..added
+        }
     }
 
     /// Resets `key`'s failure count (client-go's `Forget`).
     pub(crate) fn forget(&mut self, key: &K) {
-        if let Some(entry) = self.entries.get_mut(key) {
-            entry.failures = 0;
+        if let Some(record) = self.table.find(key).and_then(|id| self.table.get_mut(id)) {
+            record.entry.failures = 0;
         }
     }
 
     /// `key`'s failure count (client-go's `NumRequeues`).
     pub(crate) fn failures(&self, key: &K) -> u32 {
-        self.entries.get(key).map_or(0, |e| e.failures)
+        self.table
+            .find(key)
+            .and_then(|id| self.table.get(id))
+            .map_or(0, |r| r.entry.failures)
     }
 
     /// Hands the next ready key to a worker, or says how long to wait.
@@ -364,66 +422,89 @@ impl<K: QueueKey> QueueState<K> {
             return Take::Wait(Some(next_token));
         }
         let Self {
-            entries,
+            table,
             places,
             in_flight,
+            sleepers,
             ..
         } = self;
         let popped = places.levels.pop(choice, |slot| {
-            let entry = entries.get_mut(&slot.key)?;
-            match entry.phase {
+            let record = table.get_mut(slot.id)?;
+            match record.entry.phase {
                 Phase::Ready {
                     seq,
                     since,
                     priority,
                 } if seq == slot.seq => {
-                    entry.phase = Phase::InFlight {
+                    record.entry.phase = Phase::InFlight {
                         started: now,
                         slot: in_flight.start(now),
+                        taken: seq,
                         redo: None,
                     };
-                    Some((since, priority, entry.failures))
+                    Some((since, priority, record.entry.failures, record.key.clone()))
                 }
                 _ => None,
             }
         });
-        let Some((slot, (since, priority, requeues))) = popped else {
+        let Some((slot, (since, priority, requeues, key))) = popped else {
             tracing::error!(?choice, "ready count said a key was ready but none was");
             return Take::Wait(places.next_deadline(now));
         };
         places.recorder.left(priority);
         Take::Got(Taken {
-            key: slot.key,
+            key,
+            ticket: Ticket {
+                id: slot.id,
+                seq: slot.seq,
+            },
             priority,
             requeues,
             queued_for: now.saturating_duration_since(since),
-            more: places.has_pending(),
+            more: *sleepers > 0 && places.has_pending(),
         })
     }
 
-    /// A worker finished `key` with `outcome`; places whatever was requested meanwhile.
-    pub(crate) fn finish(&mut self, key: K, outcome: Outcome, now: Instant) -> Finished {
+    /// A worker finished the hold `ticket` with `outcome`; places whatever was requested
+    /// meanwhile.
+    pub(crate) fn finish(&mut self, ticket: Ticket, outcome: Outcome, now: Instant) -> Finished {
         self.advance(now);
-        // One hash lookup for the whole finish: the occupied entry is updated or removed.
-        let mut occupied = match self.entries.entry(key) {
-            MapEntry::Occupied(occupied) => occupied,
-            MapEntry::Vacant(vacant) => {
-                tracing::error!(key = ?vacant.key(), "finish for a key the queue does not hold; ignored");
-                return Finished::default();
-            }
+        let Self {
+            table,
+            places,
+            in_flight,
+            backoff,
+            closed,
+            dropped_redos,
+            ..
+        } = self;
+        // No hash lookup: the ticket names the record.
+        let Some(record) = table.get_mut(ticket.id) else {
+            tracing::error!(?ticket, "finish for a key the queue does not hold; ignored");
+            return Finished::default();
         };
         let Phase::InFlight {
             started,
             slot,
+            taken,
             redo,
-        } = occupied.get().phase
+        } = record.entry.phase
         else {
-            let (key, entry) = (occupied.key(), occupied.get());
-            tracing::error!(?key, phase = ?entry.phase, "finish for a key not in flight; ignored");
+            let (key, phase) = (&record.key, record.entry.phase);
+            tracing::error!(?key, ?phase, "finish for a key not in flight; ignored");
             return Finished::default();
         };
-        let entry = occupied.get_mut();
-        self.in_flight.finish(slot);
+        if taken != ticket.seq {
+            let key = &record.key;
+            tracing::error!(
+                ?key,
+                ?ticket,
+                "finish for another hold of this key; ignored"
+            );
+            return Finished::default();
+        }
+        let entry = &mut record.entry;
+        in_flight.finish(slot);
         let then =
             |redo: Option<Request>, next: Request| Some(redo.map_or(next, |r| r.merge(next)));
         let redo = match outcome {
@@ -445,38 +526,39 @@ impl<K: QueueKey> QueueState<K> {
             }
             Outcome::Retry => {
                 entry.failures = entry.failures.saturating_add(1);
-                self.places.recorder.retried();
-                let due = due_after(now, self.backoff.delay(entry.failures));
+                places.recorder.retried();
+                let due = due_after(now, backoff.delay(entry.failures));
                 then(redo, Request::At { due, retry: true })
             }
         };
-        let placed = match (self.closed, redo) {
-            (false, Some(Request::Now(p))) => {
-                Some(self.places.ready(occupied.key().clone(), p, now, true))
+        let placed = match redo {
+            Some(request) if !*closed => {
+                record.entry.phase = places.place(ticket.id, record.key.group(), request, now);
+                true
             }
-            (false, Some(Request::At { due, retry })) => {
-                Some(
-                    self.places
-                        .schedule(occupied.key().clone(), due, retry, now),
-                )
+            redo => {
+                let key = table.remove(ticket.id);
+                if redo.is_some() {
+                    dropped_redos.extend(key);
+                }
+                false
             }
-            (true, Some(_)) => {
-                self.dropped_redos.push(occupied.key().clone());
-                None
-            }
-            (_, None) => None,
         };
-        match placed {
-            Some(phase) => occupied.get_mut().phase = phase,
-            None => {
-                occupied.remove();
-            }
-        }
         Finished {
             worked: Some(now.saturating_duration_since(started)),
-            wake: placed.is_some(),
-            drained: self.closed && self.in_flight.count() == 0,
+            wake: placed && self.sleepers > 0,
+            drained: *closed && in_flight.count() == 0,
         }
+    }
+
+    /// A worker found nothing to take and is about to wait for a wake-up.
+    pub(crate) fn sleep(&mut self) {
+        self.sleepers += 1;
+    }
+
+    /// A sleeping worker woke up (or was cancelled).
+    pub(crate) fn woke(&mut self) {
+        self.sleepers = self.sleepers.saturating_sub(1);
     }
 
     /// Stops intake and hand-out. Idempotent.
@@ -506,7 +588,7 @@ impl<K: QueueKey> QueueState<K> {
     pub(crate) fn leftovers(&self) -> (Vec<K>, Vec<K>) {
         let mut held = Vec::new();
         let mut pending = self.dropped_redos.clone();
-        for (key, entry) in &self.entries {
+        for Record { key, entry, .. } in self.table.iter() {
             match entry.phase {
                 Phase::InFlight { redo, .. } => {
                     held.push(key.clone());
@@ -527,29 +609,29 @@ impl<K: QueueKey> QueueState<K> {
             waiting: self.places.delayed.len(),
             gated: self.places.gate.live(),
             in_flight: self.in_flight.count(),
-            keys: self.entries.len(),
+            keys: self.table.len(),
         }
     }
 
     /// Drops stale FIFO slots once they outnumber live ones (see `priority.rs`).
     fn compact_if_stale(&mut self) {
-        let entries = &self.entries;
+        let table = &self.table;
         for p in [Priority::Normal, Priority::Low] {
             if self.places.levels.wants_compaction(p) {
-                self.places.levels.compact(p, |s| is_live(entries, s));
+                self.places.levels.compact(p, |s| is_live(table, s));
             }
         }
         if self.places.gate.wants_compaction() {
-            self.places.gate.compact(|s| is_live(entries, s));
+            self.places.gate.compact(|s| is_live(table, s));
         }
     }
 }
 
-/// Merges `request` into an existing entry (the rules are in `entry.rs`).
+/// Merges `request` into the existing record `id` (the rules are in `entry.rs`).
 fn merge<K: QueueKey>(
     places: &mut Places<K>,
-    entry: &mut Entry,
-    key: K,
+    id: Id,
+    record: &mut Record<K>,
     request: Request,
     now: Instant,
 ) -> Added {
@@ -557,11 +639,14 @@ fn merge<K: QueueKey>(
         outcome: AddOutcome::Merged,
         wake,
     };
+    let group = record.key.group();
+    let entry = &mut record.entry;
     match (entry.phase, request) {
         (
             Phase::InFlight {
                 started,
                 slot,
+                taken,
                 redo,
             },
             request,
@@ -569,6 +654,7 @@ fn merge<K: QueueKey>(
             entry.phase = Phase::InFlight {
                 started,
                 slot,
+                taken,
                 redo: Some(redo.map_or(request, |r| r.merge(request))),
             };
             Added {
@@ -587,20 +673,20 @@ fn merge<K: QueueKey>(
             Request::Now(p),
         ) if p > priority => {
             places.unlink(old);
-            entry.phase = places.ready(key, p, since, false);
+            entry.phase = places.ready(id, group, p, since, false);
             merged(true)
         }
         (Phase::Ready { .. }, _) => merged(false),
         (old @ (Phase::Waiting { .. } | Phase::Gated { .. }), Request::Now(p)) => {
-            let key = places.unlink(old).unwrap_or(key);
-            entry.phase = places.ready(key, p, now, true);
+            places.unlink(old);
+            entry.phase = places.ready(id, group, p, now, true);
             merged(true)
         }
         (old @ Phase::Waiting { due: current, .. }, Request::At { due, retry })
             if due < current =>
         {
-            let key = places.unlink(old).unwrap_or(key);
-            entry.phase = places.schedule(key, due, retry, now);
+            places.unlink(old);
+            entry.phase = places.schedule(id, group, due, retry, now);
             merged(true)
         }
         (Phase::Waiting { .. } | Phase::Gated { .. }, Request::At { .. }) => merged(false),

@@ -17,6 +17,13 @@
 //! The invariant is "some waiter's timer covers the next deadline, or a wake-up is pending":
 //! a woken waiter recomputes its deadline, a taker with more pending passes a wake-up on, and a
 //! waiter cancelled mid-wait passes one on from its destructor.
+//!
+//! Only *sleepers* need wake-ups: waiters that looked at the queue, found nothing to take, and
+//! are about to wait. A waiter registers as one in the same lock section as that last look, and
+//! unregisters when it looks again (or is cancelled), so the state counts them exactly where
+//! adds and takes decide whether to wake (`QueueState::sleepers`). With nobody asleep (a busy
+//! queue: workers are reconciling, not waiting) an add or take sends no wake-up at all; any
+//! waiter that starts later looks at the queue before it sleeps.
 
 use super::config::{QueueConfig, QueueError};
 use super::delaying::due_after;
@@ -26,7 +33,7 @@ use super::in_flight::InFlightStats;
 use super::key::QueueKey;
 use super::metrics::{InFlightProbe, QueueMetrics, Recorder};
 use super::priority::Priority;
-use super::state::{AddOutcome, Added, Outcome, QueueState, QueueStats, Take};
+use super::state::{AddOutcome, Added, Outcome, QueueState, QueueStats, Take, Ticket};
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -45,11 +52,11 @@ pub(crate) struct Shared<K: QueueKey> {
 }
 
 impl<K: QueueKey> Shared<K> {
-    /// Finishes a key held by a guard.
-    pub(crate) fn finish(&self, key: K, outcome: Outcome) {
+    /// Finishes the hold of a guard.
+    pub(crate) fn finish(&self, ticket: Ticket, outcome: Outcome) {
         let finished = {
             let mut state = self.state.lock();
-            state.finish(key, outcome, Instant::now())
+            state.finish(ticket, outcome, Instant::now())
         };
         if let Some(worked) = finished.worked {
             self.recorder.worked_for(worked);
@@ -69,15 +76,28 @@ impl<K: QueueKey> InFlightProbe for Shared<K> {
     }
 }
 
-/// Wakes another waiter when dropped: armed while `next` waits, so a cancelled waiter hands
-/// its wake-up duty on. Only one waiter is woken per event and per deadline, so without this
-/// a cancelled waiter could take the only timer for a due key with it.
-struct PassOnCancel<'a>(&'a Notify);
+/// A registered sleeper, while `next` waits. Woken normally, it is defused and the next look
+/// unregisters it; dropped (the waiting future was cancelled), it unregisters and wakes another
+/// waiter: only one waiter is woken per event and per deadline, so without this a cancelled
+/// waiter could take the only timer for a due key with it.
+struct Asleep<'a, K: QueueKey>(&'a Shared<K>);
 
-impl Drop for PassOnCancel<'_> {
+impl<K: QueueKey> Drop for Asleep<'_, K> {
     fn drop(&mut self) {
-        self.0.notify_one();
+        self.0.state.lock().woke();
+        self.0.wake.notify_one();
     }
+}
+
+/// How a look at the queue relates to sleeping.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Just look (`try_next`, or the first look of `next`).
+    Plain,
+    /// The look before sleeping: if nothing can be taken, register as a sleeper.
+    BeforeSleep,
+    /// The first look after sleeping: unregister, then look.
+    AfterSleep,
 }
 
 /// Why a take found nothing.
@@ -198,10 +218,17 @@ impl<K: QueueKey> WorkQueue<K> {
         self.shared.state.lock().stats()
     }
 
-    fn try_take(&self) -> Result<Guard<K>, Empty> {
+    fn try_take(&self, look: Look) -> Result<Guard<K>, Empty> {
         let take = {
             let mut state = self.shared.state.lock();
-            state.take(Instant::now())
+            if look == Look::AfterSleep {
+                state.woke();
+            }
+            let take = state.take(Instant::now());
+            if look == Look::BeforeSleep && matches!(take, Take::Wait(_)) {
+                state.sleep();
+            }
+            take
         };
         match take {
             Take::Got(taken) => {
@@ -212,6 +239,7 @@ impl<K: QueueKey> WorkQueue<K> {
                 Ok(Guard::new(
                     self.shared.clone(),
                     taken.key,
+                    taken.ticket,
                     taken.priority,
                     taken.requeues,
                 ))
@@ -224,13 +252,14 @@ impl<K: QueueKey> WorkQueue<K> {
     /// Takes the next ready key without waiting; `None` if none is ready or the queue is shut
     /// down.
     pub fn try_next(&self) -> Option<Guard<K>> {
-        self.try_take().ok()
+        self.try_take(Look::Plain).ok()
     }
 
     /// Waits for the next ready key; `None` once the queue is shut down.
     pub async fn next(&self) -> Option<Guard<K>> {
+        let mut look = Look::Plain;
         loop {
-            match self.try_take() {
+            match self.try_take(look) {
                 Ok(guard) => return Some(guard),
                 Err(Empty::Closed) => return None,
                 Err(Empty::Until(_)) => {}
@@ -239,14 +268,14 @@ impl<K: QueueKey> WorkQueue<K> {
             let notified = self.shared.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let until = match self.try_take() {
+            let until = match self.try_take(Look::BeforeSleep) {
                 Ok(guard) => return Some(guard),
                 Err(Empty::Closed) => return None,
                 Err(Empty::Until(until)) => until,
             };
             // This waiter may be the one whose timer covers the next deadline; if it is
             // cancelled while waiting, another waiter must take over that timer.
-            let baton = PassOnCancel(&self.shared.wake);
+            let asleep = Asleep(&self.shared);
             match until {
                 Some(deadline) => {
                     tokio::select! {
@@ -256,7 +285,8 @@ impl<K: QueueKey> WorkQueue<K> {
                 }
                 None => notified.await,
             }
-            std::mem::forget(baton);
+            std::mem::forget(asleep);
+            look = Look::AfterSleep;
         }
     }
 
