@@ -187,8 +187,8 @@ async fn changed_files_reload_their_plugin_and_a_broken_config_is_rejected() {
     assert!(host.shutdown().await.drained());
 }
 
-/// Informers across a reload: a watch whose spec did not change is joined again (no new watch
-/// request, the server streams nothing again), a watch whose spec changed gets a new informer
+/// Informers across a reload: a watch whose spec did not change is joined again (no new list or
+/// watch request), a watch whose spec changed gets a new informer
 /// and the old one's watch is closed once the old version lets go of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_unchanged_watches_and_replaces_changed_ones() {
@@ -226,7 +226,9 @@ async fn a_reload_keeps_unchanged_watches_and_replaces_changed_ones() {
     })
     .await;
     let after = quota_watch_closed;
-    // The NetworkPolicy watch is the same informer: no new request, nothing served again.
+    // The NetworkPolicy watch is the same informer: no new list or watch request (a new
+    // informer's initial list would be one, streaming or paginated). Objects served on the
+    // open watch are not compared: the plugin may still be writing its first policies.
     let policies = "networkpolicies.networking.k8s.io";
     assert_eq!(after.open_watches(policies), 1);
     for verb in ["list", "watch"] {
@@ -236,10 +238,6 @@ async fn a_reload_keeps_unchanged_watches_and_replaces_changed_ones() {
             "{verb} {policies} after a reload that kept its spec"
         );
     }
-    assert_eq!(
-        after.watched(policies).objects,
-        before.watched(policies).objects
-    );
     // The ResourceQuota watch is new: one more request listing or watching it.
     let requests = |s: &trellis_devcluster::Snapshot| {
         s.requests("list", "resourcequotas") + s.requests("watch", "resourcequotas")
