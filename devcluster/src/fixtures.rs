@@ -34,11 +34,30 @@ pub enum FixtureError {
     },
 }
 
-/// One object read from a fixture file.
-struct Document {
-    path: PathBuf,
-    index: usize,
-    object: Value,
+/// One object read from a fixture file (`kind: List` items are objects of their own).
+#[derive(Debug, Clone)]
+pub struct FixtureObject {
+    pub path: PathBuf,
+    /// The YAML document's position in its file, from 0.
+    pub index: usize,
+    pub object: Value,
+}
+
+/// Whether `path` is read as fixtures when its folder is given: `.yaml`, `.yml`, `.json`.
+pub fn is_fixture_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+}
+
+/// Every object of the fixtures at `path` (a file, or a folder's fixture files sorted by
+/// name, not recursive), in file order; what `load_fixtures` applies.
+pub fn read_fixtures(path: &Path) -> Result<Vec<FixtureObject>, FixtureError> {
+    let mut all = Vec::new();
+    for file in files(path)? {
+        all.extend(documents(&file)?);
+    }
+    Ok(all)
 }
 
 fn files(path: &Path) -> Result<Vec<PathBuf>, FixtureError> {
@@ -54,18 +73,13 @@ fn files(path: &Path) -> Result<Vec<PathBuf>, FixtureError> {
         .map_err(io)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        })
+        .filter(|p| p.is_file() && is_fixture_file(p))
         .collect();
     files.sort();
     Ok(files)
 }
 
-fn documents(path: &Path) -> Result<Vec<Document>, FixtureError> {
+fn documents(path: &Path) -> Result<Vec<FixtureObject>, FixtureError> {
     let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Io {
         path: path.to_path_buf(),
         source,
@@ -87,14 +101,14 @@ fn documents(path: &Path) -> Result<Vec<Document>, FixtureError> {
                     .into_iter()
                     .flatten()
                 {
-                    out.push(Document {
+                    out.push(FixtureObject {
                         path: path.to_path_buf(),
                         index,
                         object: item.clone(),
                     });
                 }
             }
-            Value::Object(_) => out.push(Document {
+            Value::Object(_) => out.push(FixtureObject {
                 path: path.to_path_buf(),
                 index,
                 object: value,
@@ -116,10 +130,7 @@ fn priority(object: &Value) -> u8 {
 impl Cluster {
     /// Loads the fixtures at `path`; returns how many objects were applied.
     pub fn load_fixtures(&self, path: &Path) -> Result<usize, FixtureError> {
-        let mut all = Vec::new();
-        for file in files(path)? {
-            all.extend(documents(&file)?);
-        }
+        let mut all = read_fixtures(path)?;
         all.sort_by_key(|d| priority(&d.object));
         let options = WriteOptions {
             manager: "devcluster-fixtures".to_string(),

@@ -62,7 +62,7 @@ use tokio_util::sync::CancellationToken;
 pub use accounting::{Served, Snapshot, WriteRecord};
 pub use discovery::KUBERNETES_VERSION;
 pub use faults::{FaultAction, FaultRule};
-pub use fixtures::FixtureError;
+pub use fixtures::{FixtureError, FixtureObject, is_fixture_file, read_fixtures};
 pub use status::ApiError;
 
 use cluster::Cluster;

@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::gvk::GroupVersionKind;
 use kube::discovery::Scope;
-use serde::Deserialize;
 use serde_json::{Value, json};
-use trellis_devcluster::DevCluster;
+use trellis_devcluster::{DevCluster, FixtureObject, is_fixture_file, read_fixtures};
 
 /// The built-in fixtures (host/fixtures/dev), embedded so a bare `trellis` binary can seed
 /// them: (file name, YAML).
@@ -40,17 +39,10 @@ pub const STATUS_MANAGER: &str = "trellis-dev-fixtures";
 /// Why seeding failed; each names the file (and document or object).
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
-    #[error("cannot read fixtures at {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: document {index}: {message}")]
-    Document {
-        path: PathBuf,
-        index: usize,
-        message: String,
-    },
+    /// Reading or parsing a fixture file (the devcluster's reader, which names the file and
+    /// document).
+    #[error(transparent)]
+    Read(#[from] trellis_devcluster::FixtureError),
     #[error("{0}")]
     Load(#[from] trellis_devcluster::Error),
     #[error("{path}: document {index}: writing the status of {kind} {name}: {source}")]
@@ -94,7 +86,7 @@ pub async fn seed(
     path: &Path,
 ) -> Result<Seeded, FixtureError> {
     // Parse first: a malformed file stops seeding before anything is written.
-    let documents = documents(path)?;
+    let documents = read_fixtures(path)?;
     let objects = cluster.load_fixtures(path)?;
     let mut statuses = 0;
     for document in &documents {
@@ -105,80 +97,12 @@ pub async fn seed(
     Ok(Seeded { objects, statuses })
 }
 
-/// One object of a fixture file.
-#[derive(Debug)]
-struct Document {
-    path: PathBuf,
-    index: usize,
-    object: Value,
-}
-
-fn is_fixture_file(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-}
-
-/// The files of a fixture path, in the devcluster's order (a folder's fixture files sorted by
-/// name, not recursive).
-fn files(path: &Path) -> Result<Vec<PathBuf>, FixtureError> {
-    let io = |source| FixtureError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if !std::fs::metadata(path).map_err(io)?.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(path).map_err(io)? {
-        let file = entry.map_err(io)?.path();
-        if file.is_file() && is_fixture_file(&file) {
-            files.push(file);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// Every object of the fixtures at `path`, `kind: List` expanded.
-fn documents(path: &Path) -> Result<Vec<Document>, FixtureError> {
-    let mut out = Vec::new();
-    for file in files(path)? {
-        let text = std::fs::read_to_string(&file).map_err(|source| FixtureError::Io {
-            path: file.clone(),
-            source,
-        })?;
-        for (index, document) in serde_norway::Deserializer::from_str(&text).enumerate() {
-            let value = Value::deserialize(document).map_err(|e| FixtureError::Document {
-                path: file.clone(),
-                index,
-                message: e.to_string(),
-            })?;
-            let items = match value {
-                Value::Object(ref map)
-                    if map.get("kind").and_then(Value::as_str) == Some("List") =>
-                {
-                    map.get("items")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default()
-                }
-                Value::Null => Vec::new(),
-                other => vec![other],
-            };
-            out.extend(items.into_iter().map(|object| Document {
-                path: file.clone(),
-                index,
-                object,
-            }));
-        }
-    }
-    Ok(out)
-}
-
 /// Writes `document`'s status, if it has one, by server-side apply of the status
 /// subresource. Returns whether it wrote.
-async fn write_status(client: &kube::Client, document: &Document) -> Result<bool, FixtureError> {
+async fn write_status(
+    client: &kube::Client,
+    document: &FixtureObject,
+) -> Result<bool, FixtureError> {
     let object = &document.object;
     let Some(status) = object.get("status").filter(|s| s.is_object()) else {
         return Ok(false);
@@ -238,7 +162,7 @@ mod tests {
     fn the_built_in_fixtures_parse_and_hold_what_the_example_plugins_need() {
         let dir = tempfile::tempdir().unwrap();
         let written = write_defaults(&dir.path().join("fixtures")).unwrap();
-        let documents = documents(&written).unwrap();
+        let documents = read_fixtures(&written).unwrap();
         let of_kind = |kind: &str| {
             documents
                 .iter()
@@ -281,7 +205,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.yaml");
         std::fs::write(&file, "kind: ConfigMap\n---\nkind: [unclosed\n").unwrap();
-        let error = documents(&file).unwrap_err().to_string();
+        let error = read_fixtures(&file).unwrap_err().to_string();
         assert!(
             error.starts_with(&format!("{}: document 1: ", file.display())),
             "{error}"
@@ -290,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_missing_path_is_named() {
-        let error = documents(Path::new("/nonexistent/fixtures"))
+        let error = read_fixtures(Path::new("/nonexistent/fixtures"))
             .unwrap_err()
             .to_string();
         assert!(error.contains("/nonexistent/fixtures"), "{error}");
