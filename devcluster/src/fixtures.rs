@@ -130,7 +130,12 @@ fn priority(object: &Value) -> u8 {
 impl Cluster {
     /// Loads the fixtures at `path`; returns how many objects were applied.
     pub fn load_fixtures(&self, path: &Path) -> Result<usize, FixtureError> {
-        let mut all = read_fixtures(path)?;
+        self.apply_fixtures(read_fixtures(path)?)
+    }
+
+    /// Applies objects already read with [`read_fixtures`] (namespaces and CRDs first);
+    /// returns how many were applied.
+    pub fn apply_fixtures(&self, mut all: Vec<FixtureObject>) -> Result<usize, FixtureError> {
         all.sort_by_key(|d| priority(&d.object));
         let options = WriteOptions {
             manager: "devcluster-fixtures".to_string(),

@@ -283,6 +283,11 @@ impl DevCluster {
         Ok(self.cluster.load_fixtures(path)?)
     }
 
+    /// Applies fixture objects already read with [`read_fixtures`].
+    pub fn apply_fixtures(&self, objects: Vec<FixtureObject>) -> Result<usize, Error> {
+        Ok(self.cluster.apply_fixtures(objects)?)
+    }
+
     /// Stops serving and waits for the server task to end.
     pub async fn stop(mut self) {
         self.signal_stop();

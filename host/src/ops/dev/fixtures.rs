@@ -85,9 +85,9 @@ pub async fn seed(
     client: &kube::Client,
     path: &Path,
 ) -> Result<Seeded, FixtureError> {
-    // Parse first: a malformed file stops seeding before anything is written.
+    // Read once, parse first: a malformed file stops seeding before anything is written.
     let documents = read_fixtures(path)?;
-    let objects = cluster.load_fixtures(path)?;
+    let objects = cluster.apply_fixtures(documents.clone())?;
     let mut statuses = 0;
     for document in &documents {
         if write_status(client, document).await? {
