@@ -62,6 +62,8 @@ struct Settings {
     paced_rate: u32,
     timeout: Duration,
     only: Option<Side>,
+    /// `host.guests.nice` for Trellis; `None` keeps the host's default (10).
+    guest_nice: Option<u8>,
 }
 
 impl Settings {
@@ -89,6 +91,10 @@ impl Settings {
             paced_rate: var("E2E_BENCH_PACED_RATE", 200),
             timeout: Duration::from_secs(var("E2E_BENCH_TIMEOUT_SECONDS", 600)),
             only,
+            guest_nice: std::env::var("E2E_BENCH_GUEST_NICE").ok().map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("E2E_BENCH_GUEST_NICE={v:?}: expected 0..=19"))
+            }),
         }
     }
 }
@@ -118,8 +124,14 @@ impl Running {
     async fn start(side: Side, env: &Env<'_>) -> Result<Self, String> {
         Ok(match side {
             Side::Trellis => Running::Trellis(
-                trellis::Trellis::start(env.cluster, NAMESPACE, env.settings.workers, env.dir)
-                    .await?,
+                trellis::Trellis::start(
+                    env.cluster,
+                    NAMESPACE,
+                    env.settings.workers,
+                    env.settings.guest_nice,
+                    env.dir,
+                )
+                .await?,
             ),
             Side::Native => Running::Native(
                 native::Native::start(
@@ -236,13 +248,16 @@ fn main() {
         .expect("writing the fixtures");
     cluster.load_fixtures(&fixtures).expect("seeding");
     println!(
-        "e2e benchmark: {} Deployments + {} ConfigMaps seeded in {:.1}s; {} workers each, {} rounds, triggers {} at a time",
+        "e2e benchmark: {} Deployments + {} ConfigMaps seeded in {:.1}s; {} workers each, {} rounds, triggers {} at a time, Trellis guests at nice {}",
         settings.objects,
         settings.objects,
         seeded.elapsed().as_secs_f64(),
         settings.workers,
         settings.rounds,
-        settings.trigger_concurrency
+        settings.trigger_concurrency,
+        settings
+            .guest_nice
+            .map_or_else(|| "10 (the default)".to_string(), |n| n.to_string())
     );
     let client = harness
         .block_on(async { cluster.client() })

@@ -19,12 +19,15 @@ pub struct Trellis {
     manager: Manager,
 }
 
-fn config(namespace: &str, workers: u16) -> String {
+fn config(namespace: &str, workers: u16, guest_nice: Option<u8>) -> String {
     let component = trellis_plugin_bundle::STATUS_BENCH.path;
+    let guests = guest_nice
+        .map(|nice| format!("  guests: {{nice: {nice}}}\n"))
+        .unwrap_or_default();
     format!(
         r#"host:
   metricsAddress: ""
-plugins:
+{guests}plugins:
   - name: {PLUGIN}
     component: {component}
     watch:
@@ -55,10 +58,11 @@ impl Trellis {
         cluster: &DevCluster,
         namespace: &str,
         workers: u16,
+        guest_nice: Option<u8>,
         dir: &Path,
     ) -> Result<Self, String> {
         let path = dir.join("trellis-e2e.yaml");
-        std::fs::write(&path, config(namespace, workers))
+        std::fs::write(&path, config(namespace, workers, guest_nice))
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
         let config = trellis_host::ops::config::load(&path).map_err(|e| e.to_string())?;
         let client = cluster.client().map_err(|e| e.to_string())?;

@@ -299,8 +299,7 @@ impl Writer {
             .into();
         }
         if let Some(cached) = self.cached(kind, key)
-            && let Ok(current) = serde_json::from_str::<Value>(cached.json().as_str())
-            && merge_is_noop(&current, &patch)
+            && merge_is_noop(cached.json().as_str(), &patch)
         {
             return WriteReport::elided(cached.json().as_str().to_string());
         }
