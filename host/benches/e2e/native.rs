@@ -7,6 +7,10 @@
 //! default; the faster of kube's two strategies on the devcluster), a field manager of its
 //! own, and the very same logic (`status_bench::logic`) per object. Errors are retried after
 //! 100 ms (kube-runtime has no per-key backoff of its own); none happen in the benchmark.
+//!
+//! With `predicates`, the controller is fed through kube-runtime's `predicate_filter` on the
+//! Deployments' generation and annotations (what a kube-rs author adds to skip the echo of the
+//! controller's own status writes; Trellis's `predicates: [generation, annotations]`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +22,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::utils::Predicate;
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, ResourceExt};
 use status_bench::logic;
 use tokio::task::JoinHandle;
@@ -54,7 +59,12 @@ pub struct Native {
 impl Native {
     /// Starts the store and the controller on the current runtime; returns once the
     /// ConfigMap store is synced and the controller is running.
-    pub async fn start(client: Client, namespace: &str, workers: u16) -> Result<Self, String> {
+    pub async fn start(
+        client: Client,
+        namespace: &str,
+        workers: u16,
+        predicates: bool,
+    ) -> Result<Self, String> {
         let shutdown = CancellationToken::new();
         let (config_maps, writer) = reflector::store();
         let stream = reflector(
@@ -95,14 +105,26 @@ impl Native {
             errors: AtomicU64::new(0),
         });
         let stop = shutdown.clone();
-        let controller = Controller::new(
-            Api::<Deployment>::namespaced(client, namespace),
-            watcher::Config::default().streaming_lists(),
-        )
-        .with_config(controller::Config::default().concurrency(workers))
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(reconcile, error_policy, context.clone())
-        .for_each(|_| async {});
+        let deployments = Api::<Deployment>::namespaced(client, namespace);
+        let watch = watcher::Config::default().streaming_lists();
+        let controller = if predicates {
+            let (reader, writer) = reflector::store();
+            let changed = reflector(writer, watcher(deployments, watch))
+                .default_backoff()
+                .touched_objects()
+                .predicate_filter(
+                    predicates::generation.combine(predicates::annotations),
+                    Default::default(),
+                );
+            Controller::for_stream(changed, reader)
+        } else {
+            Controller::new(deployments, watch)
+        };
+        let controller = controller
+            .with_config(controller::Config::default().concurrency(workers))
+            .graceful_shutdown_on(async move { stop.cancelled().await })
+            .run(reconcile, error_policy, context.clone())
+            .for_each(|_| async {});
         let controller_task = tokio::spawn(controller);
         Ok(Self {
             shutdown,

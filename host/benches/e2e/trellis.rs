@@ -3,11 +3,12 @@
 //! loaded by `ops::config::load` exactly as `trellis run` loads one. Reconcile counts are the
 //! manager's stats, read from the controller-runtime counters /metrics shows.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use trellis_devcluster::DevCluster;
 use trellis_host::manager::{Manager, ManagerOptions, PluginPhase};
+use trellis_host::ops::config::Config;
 
 use crate::workload::OWNER_LABEL;
 
@@ -19,21 +20,51 @@ pub struct Trellis {
     manager: Manager,
 }
 
-fn config(namespace: &str, workers: u16, guest_nice: Option<u8>) -> String {
-    let component = trellis_plugin_bundle::STATUS_BENCH.path;
-    let guests = guest_nice
-        .map(|nice| format!("  guests: {{nice: {nice}}}\n"))
-        .unwrap_or_default();
-    format!(
-        r#"host:
+/// What the benchmark varies in the host's config file.
+#[derive(Debug, Clone)]
+pub struct HostSetup {
+    pub namespace: &'static str,
+    pub workers: u16,
+    /// `host.guests.nice`; `None`: the host's default (10).
+    pub guest_nice: Option<u8>,
+    /// `host.engine.cacheDir`, as deploy/ sets it (`/var/cache/trellis`); `None`: every start
+    /// compiles the component.
+    pub artifact_cache: Option<PathBuf>,
+    /// The primary watch's `predicates: [generation, annotations]`: status-only updates (the
+    /// echo of the plugin's own writes) do not enqueue.
+    pub predicates: bool,
+}
+
+impl HostSetup {
+    fn config(&self) -> String {
+        let component = trellis_plugin_bundle::STATUS_BENCH.path;
+        let Self {
+            namespace, workers, ..
+        } = self;
+        let guests = self
+            .guest_nice
+            .map(|nice| format!("  guests: {{nice: {nice}}}\n"))
+            .unwrap_or_default();
+        let predicates = if self.predicates {
+            "\n      predicates: [generation, annotations]"
+        } else {
+            ""
+        };
+        let engine = self
+            .artifact_cache
+            .as_ref()
+            .map(|dir| format!("  engine: {{cacheDir: {}}}\n", dir.display()))
+            .unwrap_or_default();
+        format!(
+            r#"host:
   metricsAddress: ""
-{guests}plugins:
+{guests}{engine}plugins:
   - name: {PLUGIN}
     component: {component}
     watch:
       apiVersion: apps/v1
       kind: Deployment
-      namespaces: [{namespace}]
+      namespaces: [{namespace}]{predicates}
     secondary:
       - apiVersion: v1
         kind: ConfigMap
@@ -48,7 +79,30 @@ fn config(namespace: &str, workers: u16, guest_nice: Option<u8>) -> String {
         - {{apiVersion: apps/v1, kind: Deployment, namespaces: [{namespace}], verbs: [patchStatus]}}
       events: false
 "#
-    )
+        )
+    }
+
+    /// Writes the config file into `dir` and loads it exactly as `trellis run` does.
+    fn load(&self, dir: &Path) -> Result<(PathBuf, Config), String> {
+        let path = dir.join("trellis-e2e.yaml");
+        std::fs::write(&path, self.config())
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        let config = trellis_host::ops::config::load(&path).map_err(|e| e.to_string())?;
+        Ok((path, config))
+    }
+
+    /// Fills the artifact cache as `trellis check` does (deploy/'s pods keep it in an
+    /// emptyDir, so a restarted host finds it), and says how long the compile took: the part
+    /// of a first-ever start the cold rounds then leave out.
+    pub fn warm_artifact_cache(&self, dir: &Path) -> Result<Duration, String> {
+        let (path, config) = self.load(dir)?;
+        let began = std::time::Instant::now();
+        let report = trellis_host::ops::check::check_config(&path, &config);
+        if !report.is_ok() {
+            return Err(format!("trellis check failed: {:?}", report.errors));
+        }
+        Ok(began.elapsed())
+    }
 }
 
 impl Trellis {
@@ -56,15 +110,10 @@ impl Trellis {
     /// caches are synced and its workers run.
     pub async fn start(
         cluster: &DevCluster,
-        namespace: &str,
-        workers: u16,
-        guest_nice: Option<u8>,
+        setup: &HostSetup,
         dir: &Path,
     ) -> Result<Self, String> {
-        let path = dir.join("trellis-e2e.yaml");
-        std::fs::write(&path, config(namespace, workers, guest_nice))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        let config = trellis_host::ops::config::load(&path).map_err(|e| e.to_string())?;
+        let (_, config) = setup.load(dir)?;
         let client = cluster.client().map_err(|e| e.to_string())?;
         let began = tokio::time::Instant::now();
         let manager = Manager::start(&config, client, ManagerOptions::new("e2e-bench"))
@@ -84,9 +133,9 @@ impl Trellis {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Where a cold start's time goes: until here both caches are listing (and the
-        // component compiling); no worker runs before.
+        // component compiling or loading from the artifact cache); no worker runs before.
         eprintln!(
-            "  trellis: component compiled, both caches synced, workers started {:.2} s after the start",
+            "  trellis: component ready, both caches synced, workers started {:.2} s after the start",
             (tokio::time::Instant::now() - began).as_secs_f64()
         );
         Ok(Self { manager })
