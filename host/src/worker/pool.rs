@@ -254,11 +254,27 @@ impl Pool {
         if !report.drained() {
             tracing::warn!(
                 plugin = %report.plugin,
-                cancelled = ?report.cancelled,
+                cancelled = %KeyList(&report.cancelled),
                 "reconciles still running after the shutdown grace period were cancelled"
             );
         }
         report
+    }
+}
+
+/// Keys as a log field: `kind/namespace/name, ...`, readable in text and JSON logs alike
+/// (the Debug form of the keys spells out every struct field and `Arc`).
+struct KeyList<'a>(&'a [queue::ObjectKey]);
+
+impl fmt::Display for KeyList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, key) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{key}")?;
+        }
+        Ok(())
     }
 }
 
@@ -428,5 +444,23 @@ async fn watch_health(shared: Arc<Shared>) {
         let mut health = shared.health.lock();
         let transition = health.tick(Instant::now());
         shared.report(&health, transition);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancelled_keys_are_logged_as_a_readable_list() {
+        let keys = [
+            queue::ObjectKey::namespaced("Job", "batch", "job-1"),
+            queue::ObjectKey::cluster("Namespace", "team-a"),
+        ];
+        assert_eq!(
+            KeyList(&keys).to_string(),
+            "Job/batch/job-1, Namespace/team-a"
+        );
+        assert_eq!(KeyList(&[]).to_string(), "");
     }
 }
