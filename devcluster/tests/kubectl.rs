@@ -68,6 +68,13 @@ impl Kubectl {
         out.stdout
     }
 
+    /// Runs kubectl expecting it to fail; returns what it said on stderr.
+    async fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(!out.ok, "kubectl {args:?} succeeded: {}", out.stdout);
+        out.stderr
+    }
+
     async fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
@@ -157,12 +164,11 @@ async fn get_apply_select_and_delete_built_in_kinds() {
         .await;
     assert_eq!(item_names(&fielded), vec!["db"]);
     let bad = kubectl
-        .run(&["get", "configmaps", "--field-selector", "data.color=red"])
+        .fails(&["get", "configmaps", "--field-selector", "data.color=red"])
         .await;
     assert!(
-        !bad.ok && bad.stderr.contains("field label not supported: data.color"),
-        "{}",
-        bad.stderr
+        bad.contains("field label not supported: data.color"),
+        "{bad}"
     );
 
     // Default validation is strict: the server rejects unknown fields.
@@ -172,19 +178,11 @@ async fn get_apply_select_and_delete_built_in_kinds() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbogus: 1\n",
     );
     let rejected = kubectl
-        .run(&["apply", "--server-side", "-f", &unknown])
+        .fails(&["apply", "--server-side", "-f", &unknown])
         .await;
-    assert!(
-        !rejected.ok && rejected.stderr.contains("unknown field \"bogus\""),
-        "{}",
-        rejected.stderr
-    );
-    let rejected = kubectl.run(&["create", "-f", &unknown]).await;
-    assert!(
-        !rejected.ok && rejected.stderr.contains("unknown field \"bogus\""),
-        "{}",
-        rejected.stderr
-    );
+    assert!(rejected.contains("unknown field \"bogus\""), "{rejected}");
+    let rejected = kubectl.fails(&["create", "-f", &unknown]).await;
+    assert!(rejected.contains("unknown field \"bogus\""), "{rejected}");
 
     // Another manager changing an applied field conflicts; --force-conflicts takes it.
     let other = write(
@@ -193,7 +191,7 @@ async fn get_apply_select_and_delete_built_in_kinds() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {color: green}\n",
     );
     let conflict = kubectl
-        .run(&[
+        .fails(&[
             "apply",
             "--server-side",
             "--field-manager",
@@ -202,11 +200,7 @@ async fn get_apply_select_and_delete_built_in_kinds() {
             &other,
         ])
         .await;
-    assert!(
-        !conflict.ok && conflict.stderr.contains("conflict"),
-        "{}",
-        conflict.stderr
-    );
+    assert!(conflict.contains("conflict"), "{conflict}");
     kubectl
         .ok(&[
             "apply",
@@ -223,12 +217,8 @@ async fn get_apply_select_and_delete_built_in_kinds() {
 
     let deleted = kubectl.ok(&["delete", "configmap", "db"]).await;
     assert!(deleted.contains("configmap \"db\" deleted"), "{deleted}");
-    let missing = kubectl.run(&["get", "configmap", "db"]).await;
-    assert!(
-        !missing.ok && missing.stderr.contains("configmaps \"db\" not found"),
-        "{}",
-        missing.stderr
-    );
+    let missing = kubectl.fails(&["get", "configmap", "db"]).await;
+    assert!(missing.contains("configmaps \"db\" not found"), "{missing}");
     assert_eq!(cluster.count("configmaps"), 1);
 }
 
@@ -333,25 +323,20 @@ async fn custom_resources_work_like_built_ins() {
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: huge}\n",
     );
     let rejected = kubectl
-        .run(&["apply", "--server-side", "-f", &invalid])
+        .fails(&["apply", "--server-side", "-f", &invalid])
         .await;
-    assert!(
-        !rejected.ok && rejected.stderr.contains("must be of type integer"),
-        "{}",
-        rejected.stderr
-    );
+    assert!(rejected.contains("must be of type integer"), "{rejected}");
     let unknown = write(
         dir.path(),
         "unknown.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: odd}\nspec: {shape: round}\n",
     );
     let rejected = kubectl
-        .run(&["apply", "--server-side", "-f", &unknown])
+        .fails(&["apply", "--server-side", "-f", &unknown])
         .await;
     assert!(
-        !rejected.ok && rejected.stderr.contains("unknown field \"spec.shape\""),
-        "{}",
-        rejected.stderr
+        rejected.contains("unknown field \"spec.shape\""),
+        "{rejected}"
     );
 
     kubectl.ok(&["delete", "widget", "small"]).await;
@@ -360,8 +345,8 @@ async fn custom_resources_work_like_built_ins() {
         vec!["large"]
     );
     kubectl.ok(&["delete", "-f", &crd]).await;
-    let gone = kubectl.run(&["get", "widgets"]).await;
-    assert!(!gone.ok, "the kind is no longer served: {}", gone.stdout);
+    // The kind is no longer served.
+    kubectl.fails(&["get", "widgets"]).await;
 }
 
 /// Whether kubectl can be run; tests that only make sense with it skip (saying why) without.
@@ -434,24 +419,18 @@ async fn kubectl_create_generators_send_protobuf_and_work() {
     assert_eq!(item_names(&listed), vec!["y"]);
 
     // Errors keep the server's wording through the protobuf path.
-    let again = kubectl.run(&["create", "namespace", "x"]).await;
-    assert!(!again.ok);
+    let again = kubectl.fails(&["create", "namespace", "x"]).await;
     assert!(
-        again
-            .stderr
-            .contains("(AlreadyExists): namespaces \"x\" already exists"),
-        "{}",
-        again.stderr
+        again.contains("(AlreadyExists): namespaces \"x\" already exists"),
+        "{again}"
     );
     // A kind whose protobuf is not decoded is refused, saying what to do, and not stored.
     let deployment = kubectl
-        .run(&["create", "deployment", "d", "--image=nginx", "-n", "x"])
+        .fails(&["create", "deployment", "d", "--image=nginx", "-n", "x"])
         .await;
-    assert!(!deployment.ok);
     assert!(
-        deployment.stderr.contains("apps/v1 Deployment") && deployment.stderr.contains("as JSON"),
-        "{}",
-        deployment.stderr
+        deployment.contains("apps/v1 Deployment") && deployment.contains("as JSON"),
+        "{deployment}"
     );
     assert_eq!(cluster.count("deployments.apps"), 0);
 }
