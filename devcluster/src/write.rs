@@ -26,8 +26,8 @@ use crate::defaults::{default_keys, default_namespace, default_object};
 use crate::managed::{ManagedFields, Part, Write};
 use crate::names::name_errors;
 use crate::object::{
-    ObjKey, Prepared, finalizers, is_deleting, meta_mut, meta_str, name_suffix, new_uid,
-    now_timestamp,
+    ObjKey, Prepared, StoredObject, finalizers, is_deleting, meta_mut, meta_str, name_suffix,
+    new_uid, now_timestamp,
 };
 use crate::patch::{PatchError, PatchType, apply_patch};
 use crate::registry::ResourceType;
@@ -99,6 +99,28 @@ pub struct Written {
     pub rv: Option<u64>,
 }
 
+impl Written {
+    /// An answer that committed nothing (a dry run, a no-op write, a repeated delete).
+    fn unchanged(code: u16, body: Bytes, warnings: Vec<String>) -> Self {
+        Self {
+            code,
+            body,
+            warnings,
+            rv: None,
+        }
+    }
+
+    /// An answer with the object as committed, at its version.
+    fn committed(code: u16, stored: &StoredObject, warnings: Vec<String>) -> Self {
+        Self {
+            code,
+            body: stored.json.clone(),
+            warnings,
+            rv: Some(stored.rv),
+        }
+    }
+}
+
 enum Ownership {
     /// A create, update or non-apply patch: the manager takes what it changed.
     Update,
@@ -139,6 +161,23 @@ fn is_namespace(resource: &ResourceType) -> bool {
 
 fn is_crd(resource: &ResourceType) -> bool {
     resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition"
+}
+
+/// For a CRD write, the storage key and the kinds it will serve, computed before the store
+/// lock is taken.
+fn crd_types(resource: &ResourceType, object: &Value) -> Option<(String, Vec<ResourceType>)> {
+    is_crd(resource).then(|| {
+        (
+            crd::storage_key(object).unwrap_or_default(),
+            crd::resource_types(object).unwrap_or_default(),
+        )
+    })
+}
+
+/// A dry run's answer body: the object as it would have been stored.
+fn dry_run_body(opts: &WriteOptions, object: &Value) -> Option<Bytes> {
+    opts.dry_run
+        .then(|| Bytes::from(serde_json::to_vec(object).unwrap_or_default()))
 }
 
 /// Checks a request body against the URL and returns it with the URL's namespace filled in.
@@ -484,12 +523,7 @@ impl Cluster {
                     let (prepared, warnings) =
                         self.prepare(target, opts, Some(old), object, ownership)?;
                     if same_object(old, &prepared) {
-                        return Ok(Written {
-                            code: 200,
-                            body: current.json.clone(),
-                            warnings,
-                            rv: None,
-                        });
+                        return Ok(Written::unchanged(200, current.json.clone(), warnings));
                     }
                     self.commit_update(target, current.rv, prepared, opts, warnings)
                 }
@@ -752,17 +786,8 @@ impl Cluster {
         let resource = &target.resource;
         let table = target.table();
         let key = target.key(&target.name);
-        let crd_types = if is_crd(resource) {
-            Some((
-                crd::storage_key(&object).unwrap_or_default(),
-                crd::resource_types(&object).unwrap_or_default(),
-            ))
-        } else {
-            None
-        };
-        let dry_run = opts
-            .dry_run
-            .then(|| Bytes::from(serde_json::to_vec(&object).unwrap_or_default()));
+        let crd_types = crd_types(resource, &object);
+        let dry_run = dry_run_body(opts, &object);
         let prepared = Prepared::new(object, &resource.selectable);
         self.store.write(|tx| {
             if resource.namespaced {
@@ -775,23 +800,13 @@ impl Cluster {
                 )));
             }
             if let Some(body) = dry_run {
-                return Ok(Written {
-                    code: 201,
-                    body,
-                    warnings,
-                    rv: None,
-                });
+                return Ok(Written::unchanged(201, body, warnings));
             }
             let stored = tx.put_prepared(&table, prepared);
             if let Some((key, types)) = crd_types {
                 self.with_registry(|r| r.set_custom(&key, types));
             }
-            Ok(Written {
-                code: 201,
-                body: stored.json.clone(),
-                warnings,
-                rv: Some(stored.rv),
-            })
+            Ok(Written::committed(201, &stored, warnings))
         })
     }
 
@@ -806,20 +821,11 @@ impl Cluster {
         let resource = &target.resource;
         let table = target.table();
         let key = target.key(&target.name);
-        let crd_types = if is_crd(resource) {
-            Some((
-                crd::storage_key(&object).unwrap_or_default(),
-                crd::resource_types(&object).unwrap_or_default(),
-            ))
-        } else {
-            None
-        };
+        let crd_types = crd_types(resource, &object);
         // Objects that may be finishing their deletion stay values (the transaction decides);
         // everything else is serialized before taking the lock.
         let may_finish = is_deleting(&object) && finalizers(&object).is_empty();
-        let dry_run = opts
-            .dry_run
-            .then(|| Bytes::from(serde_json::to_vec(&object).unwrap_or_default()));
+        let dry_run = dry_run_body(opts, &object);
         let pending = if may_finish {
             Pending::Value(object)
         } else {
@@ -830,12 +836,7 @@ impl Cluster {
                 return Err(CommitError::Retry);
             }
             if let Some(body) = dry_run {
-                return Ok(Written {
-                    code: 200,
-                    body,
-                    warnings,
-                    rv: None,
-                });
+                return Ok(Written::unchanged(200, body, warnings));
             }
             let finished =
                 may_finish && (!is_namespace(resource) || namespace_empty(tx, &target.name));
@@ -864,12 +865,7 @@ impl Cluster {
                 }
                 stored
             };
-            Ok(Written {
-                code: 200,
-                body: stored.json.clone(),
-                warnings,
-                rv: Some(stored.rv),
-            })
+            Ok(Written::committed(200, &stored, warnings))
         })
     }
 
@@ -891,36 +887,21 @@ impl Cluster {
                     return Err(CommitError::Retry);
                 }
                 if opts.dry_run {
-                    return Ok(Written {
-                        code: 200,
-                        body: current.json.clone(),
-                        warnings: Vec::new(),
-                        rv: None,
-                    });
+                    return Ok(Written::unchanged(200, current.json.clone(), Vec::new()));
                 }
                 if is_namespace(resource) {
                     return Ok(delete_namespace(tx, resource, &old, &now, &types));
                 }
                 if !finalizers(&old).is_empty() {
                     if is_deleting(&old) {
-                        return Ok(Written {
-                            code: 200,
-                            body: current.json.clone(),
-                            warnings: Vec::new(),
-                            rv: None,
-                        });
+                        return Ok(Written::unchanged(200, current.json.clone(), Vec::new()));
                     }
                     let stored = tx.put(
                         &table,
                         mark_deleting(old.clone(), &now),
                         &resource.selectable,
                     );
-                    return Ok(Written {
-                        code: 200,
-                        body: stored.json.clone(),
-                        warnings: Vec::new(),
-                        rv: Some(stored.rv),
-                    });
+                    return Ok(Written::committed(200, &stored, Vec::new()));
                 }
                 let removed = tx
                     .remove(&table, &key, None, &resource.selectable)
@@ -1195,6 +1176,10 @@ mod tests {
         }
     }
 
+    fn configmap(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+    }
+
     fn parse(w: &Written) -> Value {
         serde_json::from_slice(&w.body).unwrap()
     }
@@ -1240,11 +1225,7 @@ mod tests {
         let name = parse(&w)["metadata"]["name"].as_str().unwrap().to_string();
         assert!(name.starts_with("cfg-") && name.len() == 9, "{name}");
         let error = c
-            .create(
-                &cms,
-                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}}),
-                &opts("t"),
-            )
+            .create(&cms, configmap("Bad_Name"), &opts("t"))
             .unwrap_err();
         assert_eq!(error.code, 422);
         assert!(error.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{}", error.message);
@@ -1448,24 +1429,13 @@ mod tests {
         let c = cluster();
         namespace(&c, "team");
         let cms = target(&c, "", "configmaps", "team", "");
-        c.create(
-            &cms,
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
-            &opts("t"),
-        )
-        .unwrap();
+        c.create(&cms, configmap("a"), &opts("t")).unwrap();
         c.create(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["x/y"]}}), &opts("t")).unwrap();
         let ns = target(&c, "", "namespaces", "", "team");
         let terminating = parse(&c.delete(&ns, &DeleteOptions::default()).unwrap());
         assert_eq!(terminating["status"]["phase"], "Terminating");
         assert_eq!(c.store.len("configmaps"), 1, "held by its finalizer");
-        let error = c
-            .create(
-                &cms,
-                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}),
-                &opts("t"),
-            )
-            .unwrap_err();
+        let error = c.create(&cms, configmap("b"), &opts("t")).unwrap_err();
         assert_eq!(error.code, 403);
         assert!(error.message.contains("because it is being terminated"));
         let held = target(&c, "", "configmaps", "team", "held");
@@ -1507,12 +1477,7 @@ mod tests {
         let c = cluster();
         namespace(&c, "team");
         let cms = target(&c, "", "configmaps", "team", "");
-        c.create(
-            &cms,
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
-            &opts("t"),
-        )
-        .unwrap();
+        c.create(&cms, configmap("a"), &opts("t")).unwrap();
         let a = target(&c, "", "configmaps", "team", "a");
         let error = c
             .delete(
