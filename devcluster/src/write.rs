@@ -1176,6 +1176,14 @@ mod tests {
         }
     }
 
+    /// A cluster with the namespace `team`, and the target of its configmaps.
+    fn configmaps_in_team() -> (Cluster, Target) {
+        let c = cluster();
+        namespace(&c, "team");
+        let cms = target(&c, "", "configmaps", "team", "");
+        (c, cms)
+    }
+
     fn configmap(name: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
     }
@@ -1216,9 +1224,7 @@ mod tests {
 
     #[test]
     fn generate_name_and_bad_names() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         let w = c
             .create(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "cfg-"}}), &opts("t"))
             .unwrap();
@@ -1244,9 +1250,7 @@ mod tests {
 
     #[test]
     fn bodies_must_match_the_url() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         let cases = [
             (json!([1]), "couldn't get version/kind; json parse error"),
             (
@@ -1280,9 +1284,7 @@ mod tests {
 
     #[test]
     fn strict_validation_rejects_and_warn_drops_unknown_fields() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         let body =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "bogus": 1});
         let strict = WriteOptions {
@@ -1301,9 +1303,7 @@ mod tests {
 
     #[test]
     fn updates_check_resource_version_and_skip_no_ops() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         let created = parse(&c.create(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "1"}}), &opts("t")).unwrap());
         let a = target(&c, "", "configmaps", "team", "a");
         let mut stale = created.clone();
@@ -1340,9 +1340,7 @@ mod tests {
 
     #[test]
     fn finalizers_hold_deletion_until_removed() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         c.create(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "finalizers": ["x/y"]}}), &opts("t")).unwrap();
         let a = target(&c, "", "configmaps", "team", "a");
         let deleting = parse(&c.delete(&a, &DeleteOptions::default()).unwrap());
@@ -1426,9 +1424,7 @@ mod tests {
 
     #[test]
     fn namespace_deletion_cascades() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         c.create(&cms, configmap("a"), &opts("t")).unwrap();
         c.create(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["x/y"]}}), &opts("t")).unwrap();
         let ns = target(&c, "", "namespaces", "", "team");
@@ -1474,9 +1470,7 @@ mod tests {
 
     #[test]
     fn delete_preconditions() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         c.create(&cms, configmap("a"), &opts("t")).unwrap();
         let a = target(&c, "", "configmaps", "team", "a");
         let error = c

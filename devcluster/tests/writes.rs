@@ -10,6 +10,7 @@ use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams, WatchParams,
@@ -37,6 +38,15 @@ async fn apply_web(
     config: Value,
 ) -> Result<Deployment, kube::Error> {
     api.patch("web", params, &Patch::Apply(config)).await
+}
+
+/// The managedFields entry of `manager`.
+fn managed_entry(meta: ObjectMeta, manager: &str) -> ManagedFieldsEntry {
+    meta.managed_fields
+        .unwrap()
+        .into_iter()
+        .find(|m| m.manager.as_deref() == Some(manager))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -109,13 +119,7 @@ async fn server_side_apply_owns_fields_and_detects_conflicts() {
         )
         .await
         .unwrap();
-    let scaler = patched
-        .metadata
-        .managed_fields
-        .unwrap()
-        .into_iter()
-        .find(|m| m.manager.as_deref() == Some("scaler"))
-        .unwrap();
+    let scaler = managed_entry(patched.metadata, "scaler");
     assert_eq!(scaler.operation.as_deref(), Some("Update"));
     assert_eq!(
         scaler.fields_v1.unwrap().0,
@@ -184,13 +188,7 @@ async fn status_subresource_splits_writes_and_generation_tracks_spec() {
         "status writes ignore spec"
     );
     assert_eq!(with_status.metadata.generation, Some(1));
-    let ctrl = with_status
-        .metadata
-        .managed_fields
-        .unwrap()
-        .into_iter()
-        .find(|m| m.manager.as_deref() == Some("ctrl"))
-        .unwrap();
+    let ctrl = managed_entry(with_status.metadata, "ctrl");
     assert_eq!(ctrl.subresource.as_deref(), Some("status"));
 
     let labelled = merge(
