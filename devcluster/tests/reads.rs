@@ -7,7 +7,6 @@ use common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, VersionMatch};
 use serde_json::json;
-use trellis_devcluster::DevClusterOptions;
 
 #[tokio::test]
 async fn objects_round_trip_through_the_kube_client() {
@@ -99,11 +98,7 @@ async fn pagination_is_a_consistent_snapshot_across_concurrent_writes() {
 
 #[tokio::test]
 async fn continue_tokens_outside_the_history_window_are_410() {
-    let (cluster, client) = start_with(DevClusterOptions {
-        history: 5,
-        ..DevClusterOptions::default()
-    })
-    .await;
+    let (cluster, client) = start_with_history(5).await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..4 {
         create(&api, &configmap(&format!("cm-{i}"), json!({}))).await;

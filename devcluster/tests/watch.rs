@@ -23,7 +23,7 @@ async fn watch_from_a_resource_version_replays_what_followed() {
     api.delete("a", &DeleteParams::default()).await.unwrap();
     let mut stream = watch_from(&api, &WatchParams::default().disable_bookmarks(), &rv).await;
     let events = next_events(&mut stream, 3).await;
-    let seen: Vec<String> = events.iter().map(describe).collect();
+    let seen = describe_all(&events);
     assert_eq!(seen, vec!["ADDED a", "MODIFIED a", "DELETED a"]);
     let versions: Vec<u64> = events
         .iter()
@@ -52,21 +52,13 @@ async fn watch_without_a_version_starts_with_the_current_objects() {
     create(&api, &configmap("a", json!({}))).await;
     create(&api, &configmap("b", json!({}))).await;
     let mut stream = watch_from(&api, &WatchParams::default().disable_bookmarks(), "0").await;
-    let seen: Vec<String> = next_events(&mut stream, 2)
-        .await
-        .iter()
-        .map(describe)
-        .collect();
+    let seen = describe_all(&next_events(&mut stream, 2).await);
     assert_eq!(seen, vec!["ADDED a", "ADDED b"]);
 }
 
 #[tokio::test]
 async fn too_old_resource_versions_get_410_gone() {
-    let (cluster, client) = start_with(DevClusterOptions {
-        history: 3,
-        ..DevClusterOptions::default()
-    })
-    .await;
+    let (cluster, client) = start_with_history(3).await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let old = list_version(&api).await;
     for i in 0..5 {
@@ -121,7 +113,7 @@ async fn selectors_apply_to_watch_events_and_transitions() {
     api.delete("other", &DeleteParams::default()).await.unwrap();
     api.delete("web", &DeleteParams::default()).await.unwrap(); // not matching: unseen
     let events = next_events(&mut stream, 5).await;
-    let seen: Vec<String> = events.iter().map(describe).collect();
+    let seen = describe_all(&events);
     assert_eq!(
         seen,
         vec![
@@ -166,7 +158,7 @@ async fn streaming_lists_end_with_the_initial_events_bookmark() {
     }
     let mut stream = watch_from(&api, &WatchParams::streaming_lists(), "0").await;
     let events = next_events(&mut stream, 4).await;
-    let seen: Vec<String> = events.iter().map(describe).collect();
+    let seen = describe_all(&events);
     assert_eq!(seen, vec!["ADDED a", "ADDED b", "ADDED c", "BOOKMARK"]);
     let WatchEvent::Bookmark(bookmark) = &events[3] else {
         unreachable!()

@@ -262,11 +262,7 @@ async fn finalizers_hold_deletion_and_watchers_see_it_through() {
     .await
     .unwrap();
     assert_eq!(status(api.get("held").await.unwrap_err()).code, 404);
-    let seen: Vec<String> = next_events(&mut stream, 2)
-        .await
-        .iter()
-        .map(describe)
-        .collect();
+    let seen = describe_all(&next_events(&mut stream, 2).await);
     assert_eq!(seen, vec!["MODIFIED held", "DELETED held"]);
 }
 

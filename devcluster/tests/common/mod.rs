@@ -23,6 +23,16 @@ pub async fn start_with(options: DevClusterOptions) -> (DevCluster, Client) {
     (cluster, client)
 }
 
+/// A cluster that keeps `history` watch events per resource: watches and continue tokens
+/// from before them get 410.
+pub async fn start_with_history(history: usize) -> (DevCluster, Client) {
+    start_with(DevClusterOptions {
+        history,
+        ..DevClusterOptions::default()
+    })
+    .await
+}
+
 /// A client that does not retry 429/503/504 (kube's default does, with backoff), for tests
 /// that look at those answers.
 pub fn client_without_retries(cluster: &DevCluster) -> Client {
@@ -167,6 +177,11 @@ pub fn describe<K: kube::Resource>(event: &WatchEvent<K>) -> String {
         WatchEvent::Bookmark(_) => "BOOKMARK".to_string(),
         WatchEvent::Error(e) => format!("ERROR {}", e.code),
     }
+}
+
+/// `describe` of each event, in order.
+pub fn describe_all<K: kube::Resource>(events: &[WatchEvent<K>]) -> Vec<String> {
+    events.iter().map(describe).collect()
 }
 
 pub async fn watch_from<K>(
