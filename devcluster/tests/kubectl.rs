@@ -75,6 +75,12 @@ impl Kubectl {
         out.stderr
     }
 
+    /// Runs kubectl expecting it to fail saying `expected` on stderr.
+    async fn fails_with(&self, args: &[&str], expected: &str) {
+        let stderr = self.fails(args).await;
+        assert!(stderr.contains(expected), "kubectl {args:?}: {stderr}");
+    }
+
     async fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
@@ -163,13 +169,12 @@ async fn get_apply_select_and_delete_built_in_kinds() {
         .json(&["get", "configmaps", "--field-selector", "metadata.name=db"])
         .await;
     assert_eq!(item_names(&fielded), vec!["db"]);
-    let bad = kubectl
-        .fails(&["get", "configmaps", "--field-selector", "data.color=red"])
+    kubectl
+        .fails_with(
+            &["get", "configmaps", "--field-selector", "data.color=red"],
+            "field label not supported: data.color",
+        )
         .await;
-    assert!(
-        bad.contains("field label not supported: data.color"),
-        "{bad}"
-    );
 
     // Default validation is strict: the server rejects unknown fields.
     let unknown = write(
@@ -177,12 +182,15 @@ async fn get_apply_select_and_delete_built_in_kinds() {
         "unknown.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbogus: 1\n",
     );
-    let rejected = kubectl
-        .fails(&["apply", "--server-side", "-f", &unknown])
+    kubectl
+        .fails_with(
+            &["apply", "--server-side", "-f", &unknown],
+            "unknown field \"bogus\"",
+        )
         .await;
-    assert!(rejected.contains("unknown field \"bogus\""), "{rejected}");
-    let rejected = kubectl.fails(&["create", "-f", &unknown]).await;
-    assert!(rejected.contains("unknown field \"bogus\""), "{rejected}");
+    kubectl
+        .fails_with(&["create", "-f", &unknown], "unknown field \"bogus\"")
+        .await;
 
     // Another manager changing an applied field conflicts; --force-conflicts takes it.
     let other = write(
@@ -190,17 +198,19 @@ async fn get_apply_select_and_delete_built_in_kinds() {
         "other.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {color: green}\n",
     );
-    let conflict = kubectl
-        .fails(&[
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "other",
-            "-f",
-            &other,
-        ])
+    kubectl
+        .fails_with(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "other",
+                "-f",
+                &other,
+            ],
+            "conflict",
+        )
         .await;
-    assert!(conflict.contains("conflict"), "{conflict}");
     kubectl
         .ok(&[
             "apply",
@@ -217,8 +227,9 @@ async fn get_apply_select_and_delete_built_in_kinds() {
 
     let deleted = kubectl.ok(&["delete", "configmap", "db"]).await;
     assert!(deleted.contains("configmap \"db\" deleted"), "{deleted}");
-    let missing = kubectl.fails(&["get", "configmap", "db"]).await;
-    assert!(missing.contains("configmaps \"db\" not found"), "{missing}");
+    kubectl
+        .fails_with(&["get", "configmap", "db"], "configmaps \"db\" not found")
+        .await;
     assert_eq!(cluster.count("configmaps"), 1);
 }
 
@@ -322,22 +333,23 @@ async fn custom_resources_work_like_built_ins() {
         "invalid.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: huge}\n",
     );
-    let rejected = kubectl
-        .fails(&["apply", "--server-side", "-f", &invalid])
+    kubectl
+        .fails_with(
+            &["apply", "--server-side", "-f", &invalid],
+            "must be of type integer",
+        )
         .await;
-    assert!(rejected.contains("must be of type integer"), "{rejected}");
     let unknown = write(
         dir.path(),
         "unknown.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: odd}\nspec: {shape: round}\n",
     );
-    let rejected = kubectl
-        .fails(&["apply", "--server-side", "-f", &unknown])
+    kubectl
+        .fails_with(
+            &["apply", "--server-side", "-f", &unknown],
+            "unknown field \"spec.shape\"",
+        )
         .await;
-    assert!(
-        rejected.contains("unknown field \"spec.shape\""),
-        "{rejected}"
-    );
 
     kubectl.ok(&["delete", "widget", "small"]).await;
     assert_eq!(
@@ -419,11 +431,12 @@ async fn kubectl_create_generators_send_protobuf_and_work() {
     assert_eq!(item_names(&listed), vec!["y"]);
 
     // Errors keep the server's wording through the protobuf path.
-    let again = kubectl.fails(&["create", "namespace", "x"]).await;
-    assert!(
-        again.contains("(AlreadyExists): namespaces \"x\" already exists"),
-        "{again}"
-    );
+    kubectl
+        .fails_with(
+            &["create", "namespace", "x"],
+            "(AlreadyExists): namespaces \"x\" already exists",
+        )
+        .await;
     // A kind whose protobuf is not decoded is refused, saying what to do, and not stored.
     let deployment = kubectl
         .fails(&["create", "deployment", "d", "--image=nginx", "-n", "x"])
