@@ -1176,6 +1176,14 @@ mod tests {
         }
     }
 
+    /// The object after `manager`'s merge patch of `target`.
+    fn merged(c: &Cluster, target: &Target, patch: &[u8], manager: &str) -> Value {
+        parse(
+            &c.patch(target, PatchType::Merge, patch, &opts(manager))
+                .unwrap(),
+        )
+    }
+
     /// A cluster with the namespace `team`, and the target of its configmaps.
     fn configmaps_in_team() -> (Cluster, Target) {
         let c = cluster();
@@ -1380,28 +1388,17 @@ mod tests {
         assert_eq!(created["metadata"]["generation"], 1);
         assert!(created.get("status").is_none());
         let web = target(&c, "apps", "deployments", "team", "web");
-        let labelled = parse(
-            &c.patch(
-                &web,
-                PatchType::Merge,
-                br#"{"metadata":{"labels":{"a":"b"}}}"#,
-                &opts("t"),
-            )
-            .unwrap(),
-        );
+        let labelled = merged(&c, &web, br#"{"metadata":{"labels":{"a":"b"}}}"#, "t");
         assert_eq!(labelled["metadata"]["generation"], 1);
         let status = Target {
             part: Part::Status,
             ..web.clone()
         };
-        let with_status = parse(
-            &c.patch(
-                &status,
-                PatchType::Merge,
-                br#"{"status":{"replicas":3},"spec":{"replicas":9}}"#,
-                &opts("ctrl"),
-            )
-            .unwrap(),
+        let with_status = merged(
+            &c,
+            &status,
+            br#"{"status":{"replicas":3},"spec":{"replicas":9}}"#,
+            "ctrl",
         );
         assert_eq!(with_status["status"]["replicas"], 3);
         assert_eq!(
@@ -1409,14 +1406,11 @@ mod tests {
             "status writes ignore spec"
         );
         assert_eq!(with_status["metadata"]["generation"], 1);
-        let scaled = parse(
-            &c.patch(
-                &web,
-                PatchType::Merge,
-                br#"{"spec":{"replicas":2},"status":{"replicas":0}}"#,
-                &opts("t"),
-            )
-            .unwrap(),
+        let scaled = merged(
+            &c,
+            &web,
+            br#"{"spec":{"replicas":2},"status":{"replicas":0}}"#,
+            "t",
         );
         assert_eq!(scaled["metadata"]["generation"], 2);
         assert_eq!(scaled["status"]["replicas"], 3, "spec writes ignore status");
