@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::apply::Apply;
 use crate::cluster::Cluster;
@@ -270,29 +270,20 @@ fn same_object(old: &Value, new: &Value) -> bool {
     let (Value::Object(o), Value::Object(n)) = (old, new) else {
         return old == new;
     };
-    o.len() == n.len()
-        && o.iter().all(|(key, value)| match n.get(key) {
-            None => false,
-            Some(other) if key == "metadata" => same_metadata(value, other),
-            Some(other) => value == other,
-        })
+    same_map(o, n, None, |key, a, b| match key {
+        "metadata" => same_metadata(a, b),
+        _ => a == b,
+    })
 }
 
 fn same_metadata(old: &Value, new: &Value) -> bool {
     let (Value::Object(o), Value::Object(n)) = (old, new) else {
         return old == new;
     };
-    let compared = |m: &'_ serde_json::Map<String, Value>| {
-        m.keys().filter(|k| *k != "resourceVersion").count()
-    };
-    compared(o) == compared(n)
-        && o.iter()
-            .filter(|(k, _)| *k != "resourceVersion")
-            .all(|(key, value)| match n.get(key) {
-                None => false,
-                Some(other) if key == "managedFields" => same_entries(value, other),
-                Some(other) => value == other,
-            })
+    same_map(o, n, Some("resourceVersion"), |key, a, b| match key {
+        "managedFields" => same_entries(a, b),
+        _ => a == b,
+    })
 }
 
 /// managedFields equal but for their `time`s.
@@ -302,15 +293,25 @@ fn same_entries(old: &Value, new: &Value) -> bool {
     };
     o.len() == n.len()
         && o.iter().zip(n).all(|(a, b)| match (a, b) {
-            (Value::Object(a), Value::Object(b)) => {
-                a.iter().filter(|(k, _)| *k != "time").count()
-                    == b.iter().filter(|(k, _)| *k != "time").count()
-                    && a.iter()
-                        .filter(|(k, _)| *k != "time")
-                        .all(|(k, v)| b.get(k) == Some(v))
-            }
+            (Value::Object(a), Value::Object(b)) => same_map(a, b, Some("time"), |_, a, b| a == b),
             _ => a == b,
         })
+}
+
+/// True if `old` and `new` have the same keys, `ignored` aside, and `same(key, old, new)`
+/// holds for each key's values.
+fn same_map(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    ignored: Option<&str>,
+    same: impl Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    let kept = |key: &String| Some(key.as_str()) != ignored;
+    old.keys().filter(|k| kept(k)).count() == new.keys().filter(|k| kept(k)).count()
+        && old
+            .iter()
+            .filter(|(k, _)| kept(k))
+            .all(|(key, value)| new.get(key).is_some_and(|other| same(key, value, other)))
 }
 
 impl Cluster {
