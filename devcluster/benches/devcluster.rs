@@ -166,34 +166,32 @@ async fn fan_out(
     let _ = cluster;
 }
 
-/// `patches` patches on distinct Pods from 8 concurrent kube clients: JSON merge patches, or
-/// server-side apply with one field manager per client.
-async fn patch_rate(api: &Api<Pod>, names: &[String], patches: usize, apply: bool) {
-    let workers = 8;
+/// Concurrent clients for the patch benchmarks.
+const WORKERS: usize = 8;
+
+/// Runs `patch(client, worker, i, name)` for `i` in `0..patches`, spread over `WORKERS`
+/// concurrent tasks (worker `w` takes every `WORKERS`th patch from `w`), each on a Pod of
+/// `names` in turn, with a clone of `client` each; returns how many ran and how long all took.
+async fn timed_patches<C, F, Fut>(
+    client: &C,
+    names: &[String],
+    patches: usize,
+    patch: F,
+) -> (usize, Duration)
+where
+    C: Clone + Send + 'static,
+    F: Fn(C, usize, usize, String) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..workers {
-        let api = api.clone();
+    for w in 0..WORKERS {
+        let client = client.clone();
         let names = names.to_vec();
         tasks.push(tokio::spawn(async move {
             let mut done = 0;
-            for i in (w..patches).step_by(workers) {
-                let name = &names[i % names.len()];
-                if apply {
-                    let config = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
-                        "name": name, "annotations": {format!("bench/{w}"): i.to_string()}}});
-                    let params = PatchParams::apply(&format!("bench-{w}"));
-                    api.patch(name, &params, &Patch::Apply(config))
-                        .await
-                        .expect("apply");
-                } else {
-                    let patch = Patch::Merge(
-                        json!({"metadata": {"annotations": {"bench/n": i.to_string()}}}),
-                    );
-                    api.patch(name, &PatchParams::default(), &patch)
-                        .await
-                        .expect("patch");
-                }
+            for i in (w..patches).step_by(WORKERS) {
+                patch(client.clone(), w, i, names[i % names.len()].clone()).await;
                 done += 1;
             }
             done
@@ -203,49 +201,53 @@ async fn patch_rate(api: &Api<Pod>, names: &[String], patches: usize, apply: boo
     for task in tasks {
         done += task.await.expect("patch task");
     }
-    let elapsed = started.elapsed();
+    (done, started.elapsed())
+}
+
+/// `patches` patches on distinct Pods from 8 concurrent kube clients: JSON merge patches, or
+/// server-side apply with one field manager per client.
+async fn patch_rate(api: &Api<Pod>, names: &[String], patches: usize, apply: bool) {
+    let (done, elapsed) = timed_patches(api, names, patches, move |api, w, i, name| async move {
+        if apply {
+            let config = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": name, "annotations": {format!("bench/{w}"): i.to_string()}}});
+            let params = PatchParams::apply(&format!("bench-{w}"));
+            api.patch(&name, &params, &Patch::Apply(config))
+                .await
+                .expect("apply");
+        } else {
+            let patch =
+                Patch::Merge(json!({"metadata": {"annotations": {"bench/n": i.to_string()}}}));
+            api.patch(&name, &PatchParams::default(), &patch)
+                .await
+                .expect("patch");
+        }
+    })
+    .await;
     let kind = if apply {
         "server-side apply"
     } else {
         "merge patch"
     };
     println!(
-        "{kind} ({workers} concurrent kube clients, typed responses): {done} in {elapsed:.2?} ({})",
+        "{kind} ({WORKERS} concurrent kube clients, typed responses): {done} in {elapsed:.2?} ({})",
         rate(done, elapsed)
     );
 }
 
 /// Merge patches whose responses are read as bytes, not decoded: the server's share.
 async fn raw_patch_rate(client: &kube::Client, names: &[String], patches: usize) {
-    let workers = 8;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let client = client.clone();
-        let names = names.to_vec();
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0;
-            for i in (w..patches).step_by(workers) {
-                let name = &names[i % names.len()];
-                let body = json!({"metadata": {"annotations": {"bench/raw": i.to_string()}}});
-                let request =
-                    axum::http::Request::patch(format!("/api/v1/namespaces/default/pods/{name}"))
-                        .header("content-type", "application/merge-patch+json")
-                        .body(serde_json::to_vec(&body).unwrap())
-                        .unwrap();
-                client.request_text(request).await.expect("raw patch");
-                done += 1;
-            }
-            done
-        }));
-    }
-    let mut done = 0;
-    for task in tasks {
-        done += task.await.expect("patch task");
-    }
-    let elapsed = started.elapsed();
+    let (done, elapsed) = timed_patches(client, names, patches, |client, _, i, name| async move {
+        let body = json!({"metadata": {"annotations": {"bench/raw": i.to_string()}}});
+        let request = axum::http::Request::patch(format!("/api/v1/namespaces/default/pods/{name}"))
+            .header("content-type", "application/merge-patch+json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        client.request_text(request).await.expect("raw patch");
+    })
+    .await;
     println!(
-        "merge patch ({workers} concurrent clients, responses not decoded): {done} in {elapsed:.2?} ({})",
+        "merge patch ({WORKERS} concurrent clients, responses not decoded): {done} in {elapsed:.2?} ({})",
         rate(done, elapsed)
     );
 }

@@ -193,18 +193,10 @@ fn merge_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::managed::Write;
-    use crate::registry::Registry;
+    use crate::managed::testing::{deployments, main_write, web_image};
     use serde_json::json;
-    use std::sync::Arc;
 
     const NOW: &str = "2024-01-01T00:00:00Z";
-
-    fn deployments() -> Arc<ResourceType> {
-        Registry::builtin()
-            .find("apps", "v1", "deployments")
-            .unwrap()
-    }
 
     fn config(replicas: u32, image: &str) -> Value {
         json!({
@@ -234,8 +226,8 @@ mod tests {
         .merge(live, cfg, managed)
     }
 
-    #[test]
-    fn conflicting_values_fail_without_force_and_transfer_with_it() {
+    /// The first apply of `config(2, "nginx:1")` by alice: the object and its ownership.
+    fn created_by_alice() -> (Value, ManagedFields) {
         let mut managed = ManagedFields::default();
         let live = apply(
             "alice",
@@ -245,6 +237,12 @@ mod tests {
             &mut managed,
         )
         .unwrap();
+        (live, managed)
+    }
+
+    #[test]
+    fn conflicting_values_fail_without_force_and_transfer_with_it() {
+        let (live, mut managed) = created_by_alice();
         // bob applies the same image (shared) and a different replica count (conflict).
         let bob_cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web"},
@@ -263,17 +261,7 @@ mod tests {
         let forced = apply("bob", true, &live, &bob_cfg, &mut managed).unwrap();
         assert_eq!(forced["spec"]["replicas"], 5);
         let replicas: FieldPath = vec!["f:spec".into(), "f:replicas".into()];
-        let image: FieldPath = [
-            "f:spec",
-            "f:template",
-            "f:spec",
-            "f:containers",
-            "k:{\"name\":\"web\"}",
-            "f:image",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let image = web_image();
         let alice = &managed
             .entry("alice", Operation::Apply, "")
             .unwrap()
@@ -288,15 +276,7 @@ mod tests {
 
     #[test]
     fn fields_dropped_from_the_config_are_removed_unless_shared() {
-        let mut managed = ManagedFields::default();
-        let live = apply(
-            "alice",
-            false,
-            &json!({}),
-            &config(2, "nginx:1"),
-            &mut managed,
-        )
-        .unwrap();
+        let (live, mut managed) = created_by_alice();
         let mut smaller = config(2, "nginx:1");
         smaller["metadata"]["labels"] = json!({});
         smaller["spec"].as_object_mut().unwrap().remove("replicas");
@@ -305,22 +285,9 @@ mod tests {
         assert!(after["metadata"]["labels"].get("app").is_none());
 
         // Now a field shared with an Update manager survives its removal from the config.
-        let mut managed = ManagedFields::default();
-        let live = apply(
-            "alice",
-            false,
-            &json!({}),
-            &config(2, "nginx:1"),
-            &mut managed,
-        )
-        .unwrap();
+        let (live, mut managed) = created_by_alice();
         let resource = deployments();
-        let scaler = Write {
-            resource: &resource,
-            manager: "hpa",
-            part: Part::Main,
-            now: NOW,
-        };
+        let scaler = main_write(&resource, "hpa", NOW);
         let mut scaled = live.clone();
         scaled["spec"]["replicas"] = json!(7);
         managed.record_update(
@@ -339,15 +306,7 @@ mod tests {
 
     #[test]
     fn associative_lists_merge_by_key() {
-        let mut managed = ManagedFields::default();
-        let live = apply(
-            "alice",
-            false,
-            &json!({}),
-            &config(2, "nginx:1"),
-            &mut managed,
-        )
-        .unwrap();
+        let (live, mut managed) = created_by_alice();
         let sidecar = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
             "spec": {"template": {"spec": {"containers": [{"name": "proxy", "image": "envoy"}]}}}});
         let merged = apply("mesh", false, &live, &sidecar, &mut managed).unwrap();

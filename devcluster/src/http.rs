@@ -378,7 +378,8 @@ async fn serve_resource(
             body,
             &accounted_as,
             &user_agent,
-        ),
+        )
+        .unwrap_or_else(|error| (error_response(&error), None)),
     };
     if verb.is_write() {
         cluster.accounting.write(WriteRecord {
@@ -410,34 +411,6 @@ async fn serve_resource(
 
 #[allow(clippy::too_many_arguments)]
 fn run(
-    server: &Server,
-    verb: Verb,
-    headers: &HeaderMap,
-    path: &ResourcePath,
-    resource: Arc<ResourceType>,
-    query: &Query,
-    body: Bytes,
-    accounted_as: &str,
-    user_agent: &str,
-) -> (Response, Option<Written>) {
-    match run_inner(
-        server,
-        verb,
-        headers,
-        path,
-        resource,
-        query,
-        body,
-        accounted_as,
-        user_agent,
-    ) {
-        Ok(done) => done,
-        Err(error) => (error_response(&error), None),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_inner(
     server: &Server,
     verb: Verb,
     headers: &HeaderMap,

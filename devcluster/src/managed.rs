@@ -111,15 +111,7 @@ fn walk<'a>(
     out: &mut BTreeSet<FieldPath>,
 ) {
     match value {
-        Value::Object(map) if !map.is_empty() => {
-            for (key, child) in map {
-                path.push(format!("f:{key}"));
-                names.push(key);
-                walk(child, resource, path, names, out);
-                names.pop();
-                path.pop();
-            }
-        }
+        Value::Object(map) if !map.is_empty() => walk_fields(value, resource, path, names, out),
         Value::Array(items) if !items.is_empty() => match resource.list_type(names) {
             ListType::Atomic => {
                 out.insert(path.clone());
@@ -154,7 +146,7 @@ fn walk<'a>(
     }
 }
 
-/// The fields of an associative list item, below its own path.
+/// The fields of an object (a map, or an associative list item), below its own path.
 fn walk_fields<'a>(
     item: &'a Value,
     resource: &ResourceType,
@@ -957,16 +949,50 @@ impl Write<'_> {
     }
 }
 
+/// Fixtures shared by the ownership tests here and in `apply.rs`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::registry::Registry;
 
-    fn deployments() -> std::sync::Arc<ResourceType> {
+    pub fn deployments() -> std::sync::Arc<ResourceType> {
         Registry::builtin()
             .find("apps", "v1", "deployments")
             .unwrap()
     }
+
+    /// A field path from its elements.
+    pub fn path(elements: &[&str]) -> FieldPath {
+        elements.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The image of the container named `web` in a Deployment's pod template.
+    pub fn web_image() -> FieldPath {
+        path(&[
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"web\"}",
+            "f:image",
+        ])
+    }
+
+    /// A write by `manager` to the main resource (not `/status`).
+    pub fn main_write<'a>(resource: &'a ResourceType, manager: &'a str, now: &'a str) -> Write<'a> {
+        Write {
+            resource,
+            manager,
+            part: Part::Main,
+            now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{deployments, main_write, path, web_image};
+    use super::*;
 
     fn deployment(image: &str, replicas: u32) -> Value {
         json!({
@@ -1006,17 +1032,7 @@ mod tests {
     #[test]
     fn lookup_and_remove_follow_keys() {
         let mut d = deployment("nginx", 2);
-        let path: FieldPath = [
-            "f:spec",
-            "f:template",
-            "f:spec",
-            "f:containers",
-            "k:{\"name\":\"web\"}",
-            "f:image",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let path = web_image();
         assert_eq!(lookup(&d, &path), Some(&json!("nginx")));
         assert_eq!(
             display_path(&path),
@@ -1037,18 +1053,8 @@ mod tests {
     fn updates_take_changed_fields_from_other_managers() {
         let resource = deployments();
         let now = "2024-01-01T00:00:00Z";
-        let creator = Write {
-            resource: &resource,
-            manager: "creator",
-            part: Part::Main,
-            now,
-        };
-        let scaler = Write {
-            resource: &resource,
-            manager: "scaler",
-            part: Part::Main,
-            now,
-        };
+        let creator = main_write(&resource, "creator", now);
+        let scaler = main_write(&resource, "scaler", now);
         let v1 = tracked_view(&deployment("nginx", 2), &resource, Part::Main);
         let v2 = tracked_view(&deployment("nginx", 5), &resource, Part::Main);
         let mut managed = ManagedFields::default();
@@ -1079,18 +1085,8 @@ mod tests {
         let resource = deployments();
         let now = "2024-01-01T00:00:00Z";
         let view = |d: &Value| tracked_view(d, &resource, Part::Main);
-        let creator = Write {
-            resource: &resource,
-            manager: "creator",
-            part: Part::Main,
-            now,
-        };
-        let updater = Write {
-            resource: &resource,
-            manager: "updater",
-            part: Part::Main,
-            now,
-        };
+        let creator = main_write(&resource, "creator", now);
+        let updater = main_write(&resource, "updater", now);
         let v1 = deployment("nginx", 2);
         let mut managed = ManagedFields::default();
         managed.record_update(&creator, None, &view(&v1));
@@ -1108,17 +1104,7 @@ mod tests {
         // Changing one container's image moves only that leaf.
         let v2 = deployment("nginx:2", 2);
         managed.record_update(&updater, Some(&view(&v1)), &view(&v2));
-        let image: FieldPath = [
-            "f:spec",
-            "f:template",
-            "f:spec",
-            "f:containers",
-            "k:{\"name\":\"web\"}",
-            "f:image",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let image = web_image();
         let mine = &managed
             .entry("updater", Operation::Update, "")
             .unwrap()
@@ -1147,20 +1133,13 @@ mod tests {
             "f:finalizers".into(),
             "v:\"c/d\"".into()
         ]));
-        assert!(
-            mine.contains(
-                &[
-                    "f:spec",
-                    "f:template",
-                    "f:spec",
-                    "f:containers",
-                    "k:{\"name\":\"other\"}"
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-            )
-        );
+        assert!(mine.contains(&path(&[
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"other\"}"
+        ])));
         assert!(
             !mine.contains(&image),
             "the removed container's image is forgotten"
@@ -1178,7 +1157,7 @@ mod tests {
 
     #[test]
     fn tree_edits_keep_membership_exact() {
-        let p = |parts: &[&str]| -> FieldPath { parts.iter().map(|s| s.to_string()).collect() };
+        let p = path;
         let mut tree = Map::new();
         assert!(tree_insert(&mut tree, &p(&["f:a"])));
         assert!(tree_insert(&mut tree, &p(&["f:a", "f:b"])));

@@ -137,20 +137,19 @@ fn pod(namespace: &str, i: usize, owner_uid: &str, now: &str) -> Value {
 /// The managedFields a controller-created, kubelet-updated Pod carries.
 fn managed_fields(pods: &ResourceType, pod: &Value, now: &str) -> Value {
     let mut managed = ManagedFields::default();
-    let controller = Write {
-        resource: pods,
-        manager: "kube-controller-manager",
-        part: Part::Main,
-        now,
-    };
-    managed.record_update(&controller, None, &tracked_view(pod, pods, Part::Main));
-    let kubelet = Write {
-        resource: pods,
-        manager: "kubelet",
-        part: Part::Status,
-        now,
-    };
-    managed.record_update(&kubelet, None, &tracked_view(pod, pods, Part::Status));
+    // The controller creates the Pod, then the kubelet writes its status.
+    for (manager, part) in [
+        ("kube-controller-manager", Part::Main),
+        ("kubelet", Part::Status),
+    ] {
+        let write = Write {
+            resource: pods,
+            manager,
+            part,
+            now,
+        };
+        managed.record_update(&write, None, &tracked_view(pod, pods, part));
+    }
     managed.encode()
 }
 

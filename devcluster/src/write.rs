@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::apply::Apply;
 use crate::cluster::Cluster;
@@ -26,8 +26,8 @@ use crate::defaults::{default_keys, default_namespace, default_object};
 use crate::managed::{ManagedFields, Part, Write};
 use crate::names::name_errors;
 use crate::object::{
-    ObjKey, Prepared, finalizers, is_deleting, meta_mut, meta_str, name_suffix, new_uid,
-    now_timestamp,
+    ObjKey, Prepared, StoredObject, finalizers, is_deleting, meta_mut, meta_str, name_suffix,
+    new_uid, now_timestamp,
 };
 use crate::patch::{PatchError, PatchType, apply_patch};
 use crate::registry::ResourceType;
@@ -99,6 +99,28 @@ pub struct Written {
     pub rv: Option<u64>,
 }
 
+impl Written {
+    /// An answer that committed nothing (a dry run, a no-op write, a repeated delete).
+    fn unchanged(code: u16, body: Bytes, warnings: Vec<String>) -> Self {
+        Self {
+            code,
+            body,
+            warnings,
+            rv: None,
+        }
+    }
+
+    /// An answer with the object as committed, at its version.
+    fn committed(code: u16, stored: &StoredObject, warnings: Vec<String>) -> Self {
+        Self {
+            code,
+            body: stored.json.clone(),
+            warnings,
+            rv: Some(stored.rv),
+        }
+    }
+}
+
 enum Ownership {
     /// A create, update or non-apply patch: the manager takes what it changed.
     Update,
@@ -139,6 +161,23 @@ fn is_namespace(resource: &ResourceType) -> bool {
 
 fn is_crd(resource: &ResourceType) -> bool {
     resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition"
+}
+
+/// For a CRD write, the storage key and the kinds it will serve, computed before the store
+/// lock is taken.
+fn crd_types(resource: &ResourceType, object: &Value) -> Option<(String, Vec<ResourceType>)> {
+    is_crd(resource).then(|| {
+        (
+            crd::storage_key(object).unwrap_or_default(),
+            crd::resource_types(object).unwrap_or_default(),
+        )
+    })
+}
+
+/// A dry run's answer body: the object as it would have been stored.
+fn dry_run_body(opts: &WriteOptions, object: &Value) -> Option<Bytes> {
+    opts.dry_run
+        .then(|| Bytes::from(serde_json::to_vec(object).unwrap_or_default()))
 }
 
 /// Checks a request body against the URL and returns it with the URL's namespace filled in.
@@ -231,29 +270,20 @@ fn same_object(old: &Value, new: &Value) -> bool {
     let (Value::Object(o), Value::Object(n)) = (old, new) else {
         return old == new;
     };
-    o.len() == n.len()
-        && o.iter().all(|(key, value)| match n.get(key) {
-            None => false,
-            Some(other) if key == "metadata" => same_metadata(value, other),
-            Some(other) => value == other,
-        })
+    same_map(o, n, None, |key, a, b| match key {
+        "metadata" => same_metadata(a, b),
+        _ => a == b,
+    })
 }
 
 fn same_metadata(old: &Value, new: &Value) -> bool {
     let (Value::Object(o), Value::Object(n)) = (old, new) else {
         return old == new;
     };
-    let compared = |m: &'_ serde_json::Map<String, Value>| {
-        m.keys().filter(|k| *k != "resourceVersion").count()
-    };
-    compared(o) == compared(n)
-        && o.iter()
-            .filter(|(k, _)| *k != "resourceVersion")
-            .all(|(key, value)| match n.get(key) {
-                None => false,
-                Some(other) if key == "managedFields" => same_entries(value, other),
-                Some(other) => value == other,
-            })
+    same_map(o, n, Some("resourceVersion"), |key, a, b| match key {
+        "managedFields" => same_entries(a, b),
+        _ => a == b,
+    })
 }
 
 /// managedFields equal but for their `time`s.
@@ -263,15 +293,25 @@ fn same_entries(old: &Value, new: &Value) -> bool {
     };
     o.len() == n.len()
         && o.iter().zip(n).all(|(a, b)| match (a, b) {
-            (Value::Object(a), Value::Object(b)) => {
-                a.iter().filter(|(k, _)| *k != "time").count()
-                    == b.iter().filter(|(k, _)| *k != "time").count()
-                    && a.iter()
-                        .filter(|(k, _)| *k != "time")
-                        .all(|(k, v)| b.get(k) == Some(v))
-            }
+            (Value::Object(a), Value::Object(b)) => same_map(a, b, Some("time"), |_, a, b| a == b),
             _ => a == b,
         })
+}
+
+/// True if `old` and `new` have the same keys, `ignored` aside, and `same(key, old, new)`
+/// holds for each key's values.
+fn same_map(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    ignored: Option<&str>,
+    same: impl Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    let kept = |key: &String| Some(key.as_str()) != ignored;
+    old.keys().filter(|k| kept(k)).count() == new.keys().filter(|k| kept(k)).count()
+        && old
+            .iter()
+            .filter(|(k, _)| kept(k))
+            .all(|(key, value)| new.get(key).is_some_and(|other| same(key, value, other)))
 }
 
 impl Cluster {
@@ -484,12 +524,7 @@ impl Cluster {
                     let (prepared, warnings) =
                         self.prepare(target, opts, Some(old), object, ownership)?;
                     if same_object(old, &prepared) {
-                        return Ok(Written {
-                            code: 200,
-                            body: current.json.clone(),
-                            warnings,
-                            rv: None,
-                        });
+                        return Ok(Written::unchanged(200, current.json.clone(), warnings));
                     }
                     self.commit_update(target, current.rv, prepared, opts, warnings)
                 }
@@ -752,17 +787,8 @@ impl Cluster {
         let resource = &target.resource;
         let table = target.table();
         let key = target.key(&target.name);
-        let crd_types = if is_crd(resource) {
-            Some((
-                crd::storage_key(&object).unwrap_or_default(),
-                crd::resource_types(&object).unwrap_or_default(),
-            ))
-        } else {
-            None
-        };
-        let dry_run = opts
-            .dry_run
-            .then(|| Bytes::from(serde_json::to_vec(&object).unwrap_or_default()));
+        let crd_types = crd_types(resource, &object);
+        let dry_run = dry_run_body(opts, &object);
         let prepared = Prepared::new(object, &resource.selectable);
         self.store.write(|tx| {
             if resource.namespaced {
@@ -775,23 +801,13 @@ impl Cluster {
                 )));
             }
             if let Some(body) = dry_run {
-                return Ok(Written {
-                    code: 201,
-                    body,
-                    warnings,
-                    rv: None,
-                });
+                return Ok(Written::unchanged(201, body, warnings));
             }
             let stored = tx.put_prepared(&table, prepared);
             if let Some((key, types)) = crd_types {
                 self.with_registry(|r| r.set_custom(&key, types));
             }
-            Ok(Written {
-                code: 201,
-                body: stored.json.clone(),
-                warnings,
-                rv: Some(stored.rv),
-            })
+            Ok(Written::committed(201, &stored, warnings))
         })
     }
 
@@ -806,20 +822,11 @@ impl Cluster {
         let resource = &target.resource;
         let table = target.table();
         let key = target.key(&target.name);
-        let crd_types = if is_crd(resource) {
-            Some((
-                crd::storage_key(&object).unwrap_or_default(),
-                crd::resource_types(&object).unwrap_or_default(),
-            ))
-        } else {
-            None
-        };
+        let crd_types = crd_types(resource, &object);
         // Objects that may be finishing their deletion stay values (the transaction decides);
         // everything else is serialized before taking the lock.
         let may_finish = is_deleting(&object) && finalizers(&object).is_empty();
-        let dry_run = opts
-            .dry_run
-            .then(|| Bytes::from(serde_json::to_vec(&object).unwrap_or_default()));
+        let dry_run = dry_run_body(opts, &object);
         let pending = if may_finish {
             Pending::Value(object)
         } else {
@@ -830,12 +837,7 @@ impl Cluster {
                 return Err(CommitError::Retry);
             }
             if let Some(body) = dry_run {
-                return Ok(Written {
-                    code: 200,
-                    body,
-                    warnings,
-                    rv: None,
-                });
+                return Ok(Written::unchanged(200, body, warnings));
             }
             let finished =
                 may_finish && (!is_namespace(resource) || namespace_empty(tx, &target.name));
@@ -864,12 +866,7 @@ impl Cluster {
                 }
                 stored
             };
-            Ok(Written {
-                code: 200,
-                body: stored.json.clone(),
-                warnings,
-                rv: Some(stored.rv),
-            })
+            Ok(Written::committed(200, &stored, warnings))
         })
     }
 
@@ -891,36 +888,21 @@ impl Cluster {
                     return Err(CommitError::Retry);
                 }
                 if opts.dry_run {
-                    return Ok(Written {
-                        code: 200,
-                        body: current.json.clone(),
-                        warnings: Vec::new(),
-                        rv: None,
-                    });
+                    return Ok(Written::unchanged(200, current.json.clone(), Vec::new()));
                 }
                 if is_namespace(resource) {
                     return Ok(delete_namespace(tx, resource, &old, &now, &types));
                 }
                 if !finalizers(&old).is_empty() {
                     if is_deleting(&old) {
-                        return Ok(Written {
-                            code: 200,
-                            body: current.json.clone(),
-                            warnings: Vec::new(),
-                            rv: None,
-                        });
+                        return Ok(Written::unchanged(200, current.json.clone(), Vec::new()));
                     }
                     let stored = tx.put(
                         &table,
                         mark_deleting(old.clone(), &now),
                         &resource.selectable,
                     );
-                    return Ok(Written {
-                        code: 200,
-                        body: stored.json.clone(),
-                        warnings: Vec::new(),
-                        rv: Some(stored.rv),
-                    });
+                    return Ok(Written::committed(200, &stored, Vec::new()));
                 }
                 let removed = tx
                     .remove(&table, &key, None, &resource.selectable)
@@ -1195,6 +1177,26 @@ mod tests {
         }
     }
 
+    /// The object after `manager`'s merge patch of `target`.
+    fn merged(c: &Cluster, target: &Target, patch: &[u8], manager: &str) -> Value {
+        parse(
+            &c.patch(target, PatchType::Merge, patch, &opts(manager))
+                .unwrap(),
+        )
+    }
+
+    /// A cluster with the namespace `team`, and the target of its configmaps.
+    fn configmaps_in_team() -> (Cluster, Target) {
+        let c = cluster();
+        namespace(&c, "team");
+        let cms = target(&c, "", "configmaps", "team", "");
+        (c, cms)
+    }
+
+    fn configmap(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+    }
+
     fn parse(w: &Written) -> Value {
         serde_json::from_slice(&w.body).unwrap()
     }
@@ -1231,20 +1233,14 @@ mod tests {
 
     #[test]
     fn generate_name_and_bad_names() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         let w = c
             .create(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "cfg-"}}), &opts("t"))
             .unwrap();
         let name = parse(&w)["metadata"]["name"].as_str().unwrap().to_string();
         assert!(name.starts_with("cfg-") && name.len() == 9, "{name}");
         let error = c
-            .create(
-                &cms,
-                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}}),
-                &opts("t"),
-            )
+            .create(&cms, configmap("Bad_Name"), &opts("t"))
             .unwrap_err();
         assert_eq!(error.code, 422);
         assert!(error.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{}", error.message);
@@ -1263,9 +1259,7 @@ mod tests {
 
     #[test]
     fn bodies_must_match_the_url() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         let cases = [
             (json!([1]), "couldn't get version/kind; json parse error"),
             (
@@ -1299,9 +1293,7 @@ mod tests {
 
     #[test]
     fn strict_validation_rejects_and_warn_drops_unknown_fields() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         let body =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "bogus": 1});
         let strict = WriteOptions {
@@ -1320,9 +1312,7 @@ mod tests {
 
     #[test]
     fn updates_check_resource_version_and_skip_no_ops() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         let created = parse(&c.create(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "1"}}), &opts("t")).unwrap());
         let a = target(&c, "", "configmaps", "team", "a");
         let mut stale = created.clone();
@@ -1359,9 +1349,7 @@ mod tests {
 
     #[test]
     fn finalizers_hold_deletion_until_removed() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
+        let (c, cms) = configmaps_in_team();
         c.create(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "finalizers": ["x/y"]}}), &opts("t")).unwrap();
         let a = target(&c, "", "configmaps", "team", "a");
         let deleting = parse(&c.delete(&a, &DeleteOptions::default()).unwrap());
@@ -1401,28 +1389,17 @@ mod tests {
         assert_eq!(created["metadata"]["generation"], 1);
         assert!(created.get("status").is_none());
         let web = target(&c, "apps", "deployments", "team", "web");
-        let labelled = parse(
-            &c.patch(
-                &web,
-                PatchType::Merge,
-                br#"{"metadata":{"labels":{"a":"b"}}}"#,
-                &opts("t"),
-            )
-            .unwrap(),
-        );
+        let labelled = merged(&c, &web, br#"{"metadata":{"labels":{"a":"b"}}}"#, "t");
         assert_eq!(labelled["metadata"]["generation"], 1);
         let status = Target {
             part: Part::Status,
             ..web.clone()
         };
-        let with_status = parse(
-            &c.patch(
-                &status,
-                PatchType::Merge,
-                br#"{"status":{"replicas":3},"spec":{"replicas":9}}"#,
-                &opts("ctrl"),
-            )
-            .unwrap(),
+        let with_status = merged(
+            &c,
+            &status,
+            br#"{"status":{"replicas":3},"spec":{"replicas":9}}"#,
+            "ctrl",
         );
         assert_eq!(with_status["status"]["replicas"], 3);
         assert_eq!(
@@ -1430,14 +1407,11 @@ mod tests {
             "status writes ignore spec"
         );
         assert_eq!(with_status["metadata"]["generation"], 1);
-        let scaled = parse(
-            &c.patch(
-                &web,
-                PatchType::Merge,
-                br#"{"spec":{"replicas":2},"status":{"replicas":0}}"#,
-                &opts("t"),
-            )
-            .unwrap(),
+        let scaled = merged(
+            &c,
+            &web,
+            br#"{"spec":{"replicas":2},"status":{"replicas":0}}"#,
+            "t",
         );
         assert_eq!(scaled["metadata"]["generation"], 2);
         assert_eq!(scaled["status"]["replicas"], 3, "spec writes ignore status");
@@ -1445,27 +1419,14 @@ mod tests {
 
     #[test]
     fn namespace_deletion_cascades() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
-        c.create(
-            &cms,
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
-            &opts("t"),
-        )
-        .unwrap();
+        let (c, cms) = configmaps_in_team();
+        c.create(&cms, configmap("a"), &opts("t")).unwrap();
         c.create(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["x/y"]}}), &opts("t")).unwrap();
         let ns = target(&c, "", "namespaces", "", "team");
         let terminating = parse(&c.delete(&ns, &DeleteOptions::default()).unwrap());
         assert_eq!(terminating["status"]["phase"], "Terminating");
         assert_eq!(c.store.len("configmaps"), 1, "held by its finalizer");
-        let error = c
-            .create(
-                &cms,
-                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}),
-                &opts("t"),
-            )
-            .unwrap_err();
+        let error = c.create(&cms, configmap("b"), &opts("t")).unwrap_err();
         assert_eq!(error.code, 403);
         assert!(error.message.contains("because it is being terminated"));
         let held = target(&c, "", "configmaps", "team", "held");
@@ -1504,15 +1465,8 @@ mod tests {
 
     #[test]
     fn delete_preconditions() {
-        let c = cluster();
-        namespace(&c, "team");
-        let cms = target(&c, "", "configmaps", "team", "");
-        c.create(
-            &cms,
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
-            &opts("t"),
-        )
-        .unwrap();
+        let (c, cms) = configmaps_in_team();
+        c.create(&cms, configmap("a"), &opts("t")).unwrap();
         let a = target(&c, "", "configmaps", "team", "a");
         let error = c
             .delete(

@@ -8,18 +8,10 @@ use common::*;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, ObjectReference};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{
-    Api, DeleteParams, GroupVersionKind, ListParams, Patch, PatchParams, PostParams, WatchEvent,
-    WatchParams,
-};
+use kube::api::{Api, DeleteParams, GroupVersionKind, ListParams, WatchEvent, WatchParams};
 use kube::discovery::{Discovery, Scope};
 use kube::runtime::events::{Event as Publish, EventType, Recorder, Reporter};
 use serde_json::{Value, json};
-
-async fn get_json(client: &kube::Client, path: &str) -> Value {
-    let request = axum::http::Request::get(path).body(Vec::new()).unwrap();
-    client.request(request).await.unwrap()
-}
 
 fn event(name: &str, regarding: &str, controller: &str) -> Event {
     serde_json::from_value(json!({
@@ -95,24 +87,14 @@ async fn discovery_and_openapi_serve_events_k8s_io() {
 async fn events_k8s_io_serves_every_verb_and_its_field_selectors() {
     let (_cluster, client) = start().await;
     let api: Api<Event> = Api::namespaced(client.clone(), "default");
-    let created = api
-        .create(&PostParams::default(), &event("a.1", "a", "alpha"))
-        .await
-        .unwrap();
+    let created = create(&api, &event("a.1", "a", "alpha")).await;
     assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
     assert!(created.metadata.uid.is_some());
     assert_eq!(created.note.as_deref(), Some("a synced"));
-    api.create(&PostParams::default(), &event("b.1", "b", "beta"))
-        .await
-        .unwrap();
+    create(&api, &event("b.1", "b", "beta")).await;
 
     let got = api.get("a.1").await.unwrap();
     assert_eq!(got.regarding.unwrap().name.as_deref(), Some("a"));
-    let names = |list: &[Event]| -> Vec<String> {
-        list.iter()
-            .map(|e| e.metadata.name.clone().unwrap())
-            .collect()
-    };
     let all = api.list(&ListParams::default()).await.unwrap();
     assert_eq!(names(&all.items), vec!["a.1", "b.1"]);
     for selector in [
@@ -157,16 +139,12 @@ async fn events_k8s_io_serves_every_verb_and_its_field_selectors() {
         .await
         .unwrap()
         .boxed();
-    let patched = api
-        .patch(
-            "a.1",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"series": {"count": 3, "lastObservedTime": "2025-05-01T10:05:00.000000Z"}}),
-            ),
-        )
-        .await
-        .unwrap();
+    let patched = merge(
+        &api,
+        "a.1",
+        json!({"series": {"count": 3, "lastObservedTime": "2025-05-01T10:05:00.000000Z"}}),
+    )
+    .await;
     assert_eq!(patched.series.as_ref().unwrap().count, 3);
     let seen = next_events(&mut watch, 1).await;
     match &seen[0] {
@@ -182,16 +160,16 @@ async fn events_k8s_io_serves_every_verb_and_its_field_selectors() {
     assert_eq!(names(&left.items), vec!["b.1"]);
 
     // A body that is not an events.k8s.io Event is refused and stores nothing.
-    let request = axum::http::Request::post("/apis/events.k8s.io/v1/namespaces/default/events")
-        .header("content-type", "application/json")
-        .body(
-            serde_json::to_vec(&json!({
-                "apiVersion": "events.k8s.io/v1", "kind": "Event",
-                "metadata": {"name": "c"}, "series": {"count": "x"}
-            }))
-            .unwrap(),
-        )
-        .unwrap();
+    let request = raw_request(
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        "application/json",
+        serde_json::to_vec(&json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "c"}, "series": {"count": "x"}
+        }))
+        .unwrap(),
+    );
     let error = status(client.request::<Value>(request).await.unwrap_err());
     assert_eq!(error.code, 400);
     assert!(

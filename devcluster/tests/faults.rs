@@ -80,10 +80,7 @@ async fn injected_errors_carry_the_reason_the_server_gives_their_code() {
     let (cluster, _) = start().await;
     let client = client_without_retries(&cluster);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let created = cms
-        .create(&PostParams::default(), &configmap("target", json!({})))
-        .await
-        .unwrap();
+    let created = create(&cms, &configmap("target", json!({}))).await;
     let patch = Patch::Merge(json!({"data": {"key": "changed"}}));
     for (code, reason) in [
         (409, "Conflict"),
@@ -185,12 +182,7 @@ async fn accounting_shows_server_side_filters_cut_traffic() {
     let pods: Api<Pod> = Api::namespaced(client, "default");
     for i in 0..30 {
         let app = if i < 3 { "web" } else { "batch" };
-        pods.create(
-            &PostParams::default(),
-            &pod(&format!("p{i}"), json!({"app": app})),
-        )
-        .await
-        .unwrap();
+        create(&pods, &pod(&format!("p{i}"), json!({"app": app}))).await;
     }
     cluster.reset_accounting();
     pods.list(&ListParams::default()).await.unwrap();
@@ -206,13 +198,7 @@ async fn accounting_shows_server_side_filters_cut_traffic() {
         "{filtered:?} vs {unfiltered:?}"
     );
 
-    let rv = pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&pods).await;
     let mut web = watch_from(
         &pods,
         &WatchParams::default().labels("app=web").disable_bookmarks(),
@@ -220,13 +206,12 @@ async fn accounting_shows_server_side_filters_cut_traffic() {
     )
     .await;
     for i in 0..30 {
-        pods.patch(
+        merge(
+            &pods,
             &format!("p{i}"),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"n": "1"}}})),
+            json!({"metadata": {"annotations": {"n": "1"}}}),
         )
-        .await
-        .unwrap();
+        .await;
     }
     next_events(&mut web, 3).await;
     let snapshot = cluster.accounting();
@@ -259,13 +244,7 @@ async fn the_write_log_records_managers_and_user_agents_in_order() {
     )
     .await
     .unwrap();
-    cms.patch(
-        "lock",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"holder": "ua"}})),
-    )
-    .await
-    .unwrap();
+    merge(&cms, "lock", json!({"data": {"holder": "ua"}})).await;
     cms.patch("lock", &PatchParams::apply("leader-b").force(), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "lock"}, "data": {"holder": "b"}})))
         .await
         .unwrap();
@@ -305,12 +284,12 @@ async fn the_admin_endpoint_drives_faults_accounting_and_seeding() {
     let (cluster, client) = start().await;
     let admin = |method: &str, path: &str, body: Value| {
         let client = client.clone();
-        let request = axum::http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap())
-            .unwrap();
+        let request = raw_request(
+            method,
+            path,
+            "application/json",
+            serde_json::to_vec(&body).unwrap(),
+        );
         async move { client.request::<Value>(request).await }
     };
     let seeded = admin("POST", "/admin/seed?namespace=load&count=25", json!(null))

@@ -68,6 +68,19 @@ impl Kubectl {
         out.stdout
     }
 
+    /// Runs kubectl expecting it to fail; returns what it said on stderr.
+    async fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(!out.ok, "kubectl {args:?} succeeded: {}", out.stdout);
+        out.stderr
+    }
+
+    /// Runs kubectl expecting it to fail saying `expected` on stderr.
+    async fn fails_with(&self, args: &[&str], expected: &str) {
+        let stderr = self.fails(args).await;
+        assert!(stderr.contains(expected), "kubectl {args:?}: {stderr}");
+    }
+
     async fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
@@ -156,14 +169,12 @@ async fn get_apply_select_and_delete_built_in_kinds() {
         .json(&["get", "configmaps", "--field-selector", "metadata.name=db"])
         .await;
     assert_eq!(item_names(&fielded), vec!["db"]);
-    let bad = kubectl
-        .run(&["get", "configmaps", "--field-selector", "data.color=red"])
+    kubectl
+        .fails_with(
+            &["get", "configmaps", "--field-selector", "data.color=red"],
+            "field label not supported: data.color",
+        )
         .await;
-    assert!(
-        !bad.ok && bad.stderr.contains("field label not supported: data.color"),
-        "{}",
-        bad.stderr
-    );
 
     // Default validation is strict: the server rejects unknown fields.
     let unknown = write(
@@ -171,20 +182,15 @@ async fn get_apply_select_and_delete_built_in_kinds() {
         "unknown.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbogus: 1\n",
     );
-    let rejected = kubectl
-        .run(&["apply", "--server-side", "-f", &unknown])
+    kubectl
+        .fails_with(
+            &["apply", "--server-side", "-f", &unknown],
+            "unknown field \"bogus\"",
+        )
         .await;
-    assert!(
-        !rejected.ok && rejected.stderr.contains("unknown field \"bogus\""),
-        "{}",
-        rejected.stderr
-    );
-    let rejected = kubectl.run(&["create", "-f", &unknown]).await;
-    assert!(
-        !rejected.ok && rejected.stderr.contains("unknown field \"bogus\""),
-        "{}",
-        rejected.stderr
-    );
+    kubectl
+        .fails_with(&["create", "-f", &unknown], "unknown field \"bogus\"")
+        .await;
 
     // Another manager changing an applied field conflicts; --force-conflicts takes it.
     let other = write(
@@ -192,21 +198,19 @@ async fn get_apply_select_and_delete_built_in_kinds() {
         "other.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {color: green}\n",
     );
-    let conflict = kubectl
-        .run(&[
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "other",
-            "-f",
-            &other,
-        ])
+    kubectl
+        .fails_with(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "other",
+                "-f",
+                &other,
+            ],
+            "conflict",
+        )
         .await;
-    assert!(
-        !conflict.ok && conflict.stderr.contains("conflict"),
-        "{}",
-        conflict.stderr
-    );
     kubectl
         .ok(&[
             "apply",
@@ -223,12 +227,9 @@ async fn get_apply_select_and_delete_built_in_kinds() {
 
     let deleted = kubectl.ok(&["delete", "configmap", "db"]).await;
     assert!(deleted.contains("configmap \"db\" deleted"), "{deleted}");
-    let missing = kubectl.run(&["get", "configmap", "db"]).await;
-    assert!(
-        !missing.ok && missing.stderr.contains("configmaps \"db\" not found"),
-        "{}",
-        missing.stderr
-    );
+    kubectl
+        .fails_with(&["get", "configmap", "db"], "configmaps \"db\" not found")
+        .await;
     assert_eq!(cluster.count("configmaps"), 1);
 }
 
@@ -332,27 +333,23 @@ async fn custom_resources_work_like_built_ins() {
         "invalid.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: huge}\n",
     );
-    let rejected = kubectl
-        .run(&["apply", "--server-side", "-f", &invalid])
+    kubectl
+        .fails_with(
+            &["apply", "--server-side", "-f", &invalid],
+            "must be of type integer",
+        )
         .await;
-    assert!(
-        !rejected.ok && rejected.stderr.contains("must be of type integer"),
-        "{}",
-        rejected.stderr
-    );
     let unknown = write(
         dir.path(),
         "unknown.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: odd}\nspec: {shape: round}\n",
     );
-    let rejected = kubectl
-        .run(&["apply", "--server-side", "-f", &unknown])
+    kubectl
+        .fails_with(
+            &["apply", "--server-side", "-f", &unknown],
+            "unknown field \"spec.shape\"",
+        )
         .await;
-    assert!(
-        !rejected.ok && rejected.stderr.contains("unknown field \"spec.shape\""),
-        "{}",
-        rejected.stderr
-    );
 
     kubectl.ok(&["delete", "widget", "small"]).await;
     assert_eq!(
@@ -360,8 +357,8 @@ async fn custom_resources_work_like_built_ins() {
         vec!["large"]
     );
     kubectl.ok(&["delete", "-f", &crd]).await;
-    let gone = kubectl.run(&["get", "widgets"]).await;
-    assert!(!gone.ok, "the kind is no longer served: {}", gone.stdout);
+    // The kind is no longer served.
+    kubectl.fails(&["get", "widgets"]).await;
 }
 
 /// Whether kubectl can be run; tests that only make sense with it skip (saying why) without.
@@ -434,24 +431,19 @@ async fn kubectl_create_generators_send_protobuf_and_work() {
     assert_eq!(item_names(&listed), vec!["y"]);
 
     // Errors keep the server's wording through the protobuf path.
-    let again = kubectl.run(&["create", "namespace", "x"]).await;
-    assert!(!again.ok);
-    assert!(
-        again
-            .stderr
-            .contains("(AlreadyExists): namespaces \"x\" already exists"),
-        "{}",
-        again.stderr
-    );
+    kubectl
+        .fails_with(
+            &["create", "namespace", "x"],
+            "(AlreadyExists): namespaces \"x\" already exists",
+        )
+        .await;
     // A kind whose protobuf is not decoded is refused, saying what to do, and not stored.
     let deployment = kubectl
-        .run(&["create", "deployment", "d", "--image=nginx", "-n", "x"])
+        .fails(&["create", "deployment", "d", "--image=nginx", "-n", "x"])
         .await;
-    assert!(!deployment.ok);
     assert!(
-        deployment.stderr.contains("apps/v1 Deployment") && deployment.stderr.contains("as JSON"),
-        "{}",
-        deployment.stderr
+        deployment.contains("apps/v1 Deployment") && deployment.contains("as JSON"),
+        "{deployment}"
     );
     assert_eq!(cluster.count("deployments.apps"), 0);
 }

@@ -7,26 +7,12 @@ use common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, VersionMatch};
 use serde_json::json;
-use trellis_devcluster::DevClusterOptions;
-
-fn names<K: kube::Resource>(items: &[K]) -> Vec<String> {
-    items
-        .iter()
-        .map(|o| o.meta().name.clone().unwrap_or_default())
-        .collect()
-}
 
 #[tokio::test]
 async fn objects_round_trip_through_the_kube_client() {
     let (cluster, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
-    let created = api
-        .create(
-            &PostParams::default(),
-            &configmap("a", json!({"app": "web"})),
-        )
-        .await
-        .unwrap();
+    let created = create(&api, &configmap("a", json!({"app": "web"}))).await;
     let uid = created.metadata.uid.clone().unwrap();
     assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
     let rv: u64 = created
@@ -71,12 +57,7 @@ async fn pagination_is_a_consistent_snapshot_across_concurrent_writes() {
     let (_cluster, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..10 {
-        api.create(
-            &PostParams::default(),
-            &configmap(&format!("cm-{i}"), json!({})),
-        )
-        .await
-        .unwrap();
+        create(&api, &configmap(&format!("cm-{i}"), json!({}))).await;
     }
     let first = api.list(&ListParams::default().limit(4)).await.unwrap();
     assert_eq!(names(&first.items), vec!["cm-0", "cm-1", "cm-2", "cm-3"]);
@@ -84,17 +65,9 @@ async fn pagination_is_a_consistent_snapshot_across_concurrent_writes() {
     let token = first.metadata.continue_.clone().expect("more pages");
 
     // Writes between pages: a change, a deletion and an addition in the unread part.
-    api.patch(
-        "cm-5",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"key": "changed"}})),
-    )
-    .await
-    .unwrap();
+    merge(&api, "cm-5", json!({"data": {"key": "changed"}})).await;
     api.delete("cm-6", &DeleteParams::default()).await.unwrap();
-    api.create(&PostParams::default(), &configmap("cm-55", json!({})))
-        .await
-        .unwrap();
+    create(&api, &configmap("cm-55", json!({}))).await;
 
     let mut rest = Vec::new();
     let mut token = Some(token);
@@ -125,30 +98,15 @@ async fn pagination_is_a_consistent_snapshot_across_concurrent_writes() {
 
 #[tokio::test]
 async fn continue_tokens_outside_the_history_window_are_410() {
-    let (cluster, client) = start_with(DevClusterOptions {
-        history: 5,
-        ..DevClusterOptions::default()
-    })
-    .await;
+    let (cluster, client) = start_with_history(5).await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..4 {
-        api.create(
-            &PostParams::default(),
-            &configmap(&format!("cm-{i}"), json!({})),
-        )
-        .await
-        .unwrap();
+        create(&api, &configmap(&format!("cm-{i}"), json!({}))).await;
     }
     let first = api.list(&ListParams::default().limit(2)).await.unwrap();
     let token = first.metadata.continue_.unwrap();
     for i in 0..6 {
-        api.patch(
-            "cm-0",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"n": i.to_string()}})),
-        )
-        .await
-        .unwrap();
+        merge(&api, "cm-0", json!({"data": {"n": i.to_string()}})).await;
     }
     let gone = status(
         api.list(&ListParams::default().limit(2).continue_token(&token))
@@ -185,19 +143,9 @@ async fn continue_tokens_outside_the_history_window_are_410() {
 async fn resource_version_semantics() {
     let (cluster, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    api.create(&PostParams::default(), &configmap("a", json!({})))
-        .await
-        .unwrap();
-    let at = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    api.create(&PostParams::default(), &configmap("b", json!({})))
-        .await
-        .unwrap();
+    create(&api, &configmap("a", json!({}))).await;
+    let at = list_version(&api).await;
+    create(&api, &configmap("b", json!({}))).await;
 
     let exact = api
         .list(&ListParams::default().at(&at).matching(VersionMatch::Exact))
@@ -219,11 +167,11 @@ async fn resource_version_semantics() {
     assert_eq!(names(&not_older.items), vec!["a", "b"]);
     // kube leaves resourceVersion=0 out when a limit is set (the server would ignore the
     // limit); ask directly.
-    let request =
-        axum::http::Request::get("/api/v1/namespaces/default/configmaps?resourceVersion=0&limit=1")
-            .body(Vec::new())
-            .unwrap();
-    let any: serde_json::Value = client.request(request).await.unwrap();
+    let any = get_json(
+        &client,
+        "/api/v1/namespaces/default/configmaps?resourceVersion=0&limit=1",
+    )
+    .await;
     assert_eq!(
         any["items"].as_array().unwrap().len(),
         2,
@@ -258,9 +206,7 @@ async fn label_selectors_in_full_syntax() {
         ("bare", json!({})),
     ];
     for (name, labels) in labelled {
-        api.create(&PostParams::default(), &pod(name, labels))
-            .await
-            .unwrap();
+        create(&api, &pod(name, labels)).await;
     }
     let select = |selector: &'static str| {
         let api = api.clone();
@@ -304,17 +250,9 @@ async fn field_selectors_per_kind() {
     let (_cluster, client) = start().await;
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     for name in ["a", "b", "c"] {
-        api.create(&PostParams::default(), &pod(name, json!({})))
-            .await
-            .unwrap();
+        create(&api, &pod(name, json!({}))).await;
     }
-    api.patch(
-        "a",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"nodeName": "node-1"}})),
-    )
-    .await
-    .unwrap();
+    merge(&api, "a", json!({"spec": {"nodeName": "node-1"}})).await;
     api.patch_status(
         "b",
         &PatchParams::default(),
@@ -400,14 +338,8 @@ async fn list_all_namespaces_and_cluster_scope() {
     namespace(&client, "other").await;
     let in_default: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let in_other: Api<ConfigMap> = Api::namespaced(client.clone(), "other");
-    in_default
-        .create(&PostParams::default(), &configmap("x", json!({})))
-        .await
-        .unwrap();
-    in_other
-        .create(&PostParams::default(), &configmap("x", json!({})))
-        .await
-        .unwrap();
+    create(&in_default, &configmap("x", json!({}))).await;
+    create(&in_other, &configmap("x", json!({}))).await;
     let all: Api<ConfigMap> = Api::all(client.clone());
     let listed = all.list(&ListParams::default()).await.unwrap();
     let namespaces: Vec<_> = listed

@@ -8,9 +8,7 @@ use std::time::Duration;
 use common::*;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{
-    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
-};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use trellis_devcluster::DevClusterOptions;
@@ -19,27 +17,13 @@ use trellis_devcluster::DevClusterOptions;
 async fn watch_from_a_resource_version_replays_what_followed() {
     let (_cluster, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    api.create(&PostParams::default(), &configmap("a", json!({})))
-        .await
-        .unwrap();
-    api.patch(
-        "a",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"x": "1"}})),
-    )
-    .await
-    .unwrap();
+    let rv = list_version(&api).await;
+    create(&api, &configmap("a", json!({}))).await;
+    merge(&api, "a", json!({"data": {"x": "1"}})).await;
     api.delete("a", &DeleteParams::default()).await.unwrap();
     let mut stream = watch_from(&api, &WatchParams::default().disable_bookmarks(), &rv).await;
     let events = next_events(&mut stream, 3).await;
-    let seen: Vec<String> = events.iter().map(describe).collect();
+    let seen = describe_all(&events);
     assert_eq!(seen, vec!["ADDED a", "MODIFIED a", "DELETED a"]);
     let versions: Vec<u64> = events
         .iter()
@@ -57,9 +41,7 @@ async fn watch_from_a_resource_version_replays_what_followed() {
     assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
 
     // Live events follow.
-    api.create(&PostParams::default(), &configmap("b", json!({})))
-        .await
-        .unwrap();
+    create(&api, &configmap("b", json!({}))).await;
     assert_eq!(describe(&next_events(&mut stream, 1).await[0]), "ADDED b");
 }
 
@@ -67,43 +49,20 @@ async fn watch_from_a_resource_version_replays_what_followed() {
 async fn watch_without_a_version_starts_with_the_current_objects() {
     let (_cluster, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
-    api.create(&PostParams::default(), &configmap("a", json!({})))
-        .await
-        .unwrap();
-    api.create(&PostParams::default(), &configmap("b", json!({})))
-        .await
-        .unwrap();
+    create(&api, &configmap("a", json!({}))).await;
+    create(&api, &configmap("b", json!({}))).await;
     let mut stream = watch_from(&api, &WatchParams::default().disable_bookmarks(), "0").await;
-    let seen: Vec<String> = next_events(&mut stream, 2)
-        .await
-        .iter()
-        .map(describe)
-        .collect();
+    let seen = describe_all(&next_events(&mut stream, 2).await);
     assert_eq!(seen, vec!["ADDED a", "ADDED b"]);
 }
 
 #[tokio::test]
 async fn too_old_resource_versions_get_410_gone() {
-    let (cluster, client) = start_with(DevClusterOptions {
-        history: 3,
-        ..DevClusterOptions::default()
-    })
-    .await;
+    let (cluster, client) = start_with_history(3).await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
-    let old = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let old = list_version(&api).await;
     for i in 0..5 {
-        api.create(
-            &PostParams::default(),
-            &configmap(&format!("c{i}"), json!({})),
-        )
-        .await
-        .unwrap();
+        create(&api, &configmap(&format!("c{i}"), json!({}))).await;
     }
     let mut stream = watch_from(&api, &WatchParams::default(), &old).await;
     match &next_events(&mut stream, 1).await[0] {
@@ -119,28 +78,14 @@ async fn too_old_resource_versions_get_410_gone() {
     }
 
     // The fault does the same for a version that is still in the window.
-    let recent = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let recent = list_version(&api).await;
     cluster.expire_history(Some("configmaps"));
     let mut stream = watch_from(&api, &WatchParams::default(), &recent).await;
     assert_eq!(describe(&next_events(&mut stream, 1).await[0]), "ERROR 410");
     // A fresh list gives a version to watch from.
-    let fresh = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let fresh = list_version(&api).await;
     let mut stream = watch_from(&api, &WatchParams::default().disable_bookmarks(), &fresh).await;
-    api.create(&PostParams::default(), &configmap("after", json!({})))
-        .await
-        .unwrap();
+    create(&api, &configmap("after", json!({}))).await;
     assert_eq!(
         describe(&next_events(&mut stream, 1).await[0]),
         "ADDED after"
@@ -151,39 +96,24 @@ async fn too_old_resource_versions_get_410_gone() {
 async fn selectors_apply_to_watch_events_and_transitions() {
     let (_cluster, client) = start().await;
     let api: Api<Pod> = Api::namespaced(client, "default");
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&api).await;
     let params = WatchParams::default().labels("app=web").disable_bookmarks();
     let mut stream = watch_from(&api, &params, &rv).await;
-    api.create(&PostParams::default(), &pod("other", json!({"app": "db"})))
-        .await
-        .unwrap();
-    api.create(&PostParams::default(), &pod("web", json!({"app": "web"})))
-        .await
-        .unwrap();
-    let relabel = |app: &'static str| Patch::Merge(json!({"metadata": {"labels": {"app": app}}}));
-    api.patch("web", &PatchParams::default(), &relabel("db"))
-        .await
-        .unwrap(); // leaves
-    api.patch("other", &PatchParams::default(), &relabel("web"))
-        .await
-        .unwrap(); // enters
-    api.patch(
+    create(&api, &pod("other", json!({"app": "db"}))).await;
+    create(&api, &pod("web", json!({"app": "web"}))).await;
+    let relabel = |app: &'static str| json!({"metadata": {"labels": {"app": app}}});
+    merge(&api, "web", relabel("db")).await; // leaves
+    merge(&api, "other", relabel("web")).await; // enters
+    merge(
+        &api,
         "other",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})),
+        json!({"metadata": {"annotations": {"a": "b"}}}),
     )
-    .await
-    .unwrap();
+    .await;
     api.delete("other", &DeleteParams::default()).await.unwrap();
     api.delete("web", &DeleteParams::default()).await.unwrap(); // not matching: unseen
     let events = next_events(&mut stream, 5).await;
-    let seen: Vec<String> = events.iter().map(describe).collect();
+    let seen = describe_all(&events);
     assert_eq!(
         seen,
         vec![
@@ -202,17 +132,9 @@ async fn selectors_apply_to_watch_events_and_transitions() {
     let fields = WatchParams::default()
         .fields("status.phase=Running")
         .disable_bookmarks();
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&api).await;
     let mut running = watch_from(&api, &fields, &rv).await;
-    api.create(&PostParams::default(), &pod("p", json!({})))
-        .await
-        .unwrap();
+    create(&api, &pod("p", json!({}))).await;
     api.patch_status(
         "p",
         &PatchParams::default(),
@@ -232,13 +154,11 @@ async fn streaming_lists_end_with_the_initial_events_bookmark() {
     let (_cluster, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     for name in ["a", "b", "c"] {
-        api.create(&PostParams::default(), &configmap(name, json!({})))
-            .await
-            .unwrap();
+        create(&api, &configmap(name, json!({}))).await;
     }
     let mut stream = watch_from(&api, &WatchParams::streaming_lists(), "0").await;
     let events = next_events(&mut stream, 4).await;
-    let seen: Vec<String> = events.iter().map(describe).collect();
+    let seen = describe_all(&events);
     assert_eq!(seen, vec!["ADDED a", "ADDED b", "ADDED c", "BOOKMARK"]);
     let WatchEvent::Bookmark(bookmark) = &events[3] else {
         unreachable!()
@@ -251,9 +171,7 @@ async fn streaming_lists_end_with_the_initial_events_bookmark() {
             .map(String::as_str),
         Some("true")
     );
-    api.create(&PostParams::default(), &configmap("d", json!({})))
-        .await
-        .unwrap();
+    create(&api, &configmap("d", json!({}))).await;
     assert_eq!(describe(&next_events(&mut stream, 1).await[0]), "ADDED d");
 }
 
@@ -265,13 +183,7 @@ async fn idle_watches_get_bookmarks_and_end_at_their_timeout() {
     })
     .await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&api).await;
     let mut stream = watch_from(&api, &WatchParams::default().timeout(5), &rv).await;
     let events = next_events(&mut stream, 2).await;
     assert!(events.iter().all(|e| matches!(e, WatchEvent::Bookmark(_))));
@@ -293,12 +205,7 @@ async fn kube_runtime_watcher_lists_and_follows_both_ways() {
     let (_cluster, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..7 {
-        api.create(
-            &PostParams::default(),
-            &configmap(&format!("cm-{i}"), json!({"team": "a"})),
-        )
-        .await
-        .unwrap();
+        create(&api, &configmap(&format!("cm-{i}"), json!({"team": "a"}))).await;
     }
     for config in [
         watcher::Config::default().page_size(3),
@@ -326,21 +233,13 @@ async fn kube_runtime_watcher_lists_and_follows_both_ways() {
 async fn metadata_watches_carry_partial_objects() {
     let (_cluster, client) = start().await;
     let api: Api<Pod> = Api::namespaced(client, "default");
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&api).await;
     let mut stream = api
         .watch_metadata(&WatchParams::default().disable_bookmarks(), &rv)
         .await
         .unwrap()
         .boxed();
-    api.create(&PostParams::default(), &pod("m", json!({"app": "x"})))
-        .await
-        .unwrap();
+    create(&api, &pod("m", json!({"app": "x"}))).await;
     match &next_events(&mut stream, 1).await[0] {
         WatchEvent::Added(meta) => {
             assert_eq!(meta.metadata.name.as_deref(), Some("m"));
@@ -354,39 +253,24 @@ async fn metadata_watches_carry_partial_objects() {
 async fn closing_watches_ends_streams_and_clients_resume() {
     let (cluster, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&api).await;
     let mut stream = watch_from(&api, &WatchParams::default().disable_bookmarks(), &rv).await;
-    // Wait until the server counts the watch as open.
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while cluster.accounting().open_watches("configmaps") == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    wait_until("the server counts the watch as open", || {
+        cluster.accounting().open_watches("configmaps") != 0
     })
-    .await
-    .unwrap();
+    .await;
     cluster.close_watches(Some("configmaps"));
     let end = tokio::time::timeout(Duration::from_secs(20), stream.try_next())
         .await
         .unwrap()
         .unwrap();
     assert!(end.is_none(), "the stream ended");
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while cluster.accounting().open_watches("configmaps") != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    wait_until("the open-watch gauge drops", || {
+        cluster.accounting().open_watches("configmaps") == 0
     })
-    .await
-    .expect("the open-watch gauge drops");
+    .await;
     // Resuming from the last version loses nothing.
-    api.create(&PostParams::default(), &configmap("while-away", json!({})))
-        .await
-        .unwrap();
+    create(&api, &configmap("while-away", json!({}))).await;
     let mut resumed = watch_from(&api, &WatchParams::default().disable_bookmarks(), &rv).await;
     assert_eq!(
         describe(&next_events(&mut resumed, 1).await[0]),

@@ -10,6 +10,7 @@ use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams, WatchParams,
@@ -30,16 +31,29 @@ fn deployment(replicas: i32, image: &str) -> Value {
     })
 }
 
+/// Server-side apply of `config` to the Deployment `web`.
+async fn apply_web(
+    api: &Api<Deployment>,
+    params: &PatchParams,
+    config: Value,
+) -> Result<Deployment, kube::Error> {
+    api.patch("web", params, &Patch::Apply(config)).await
+}
+
+/// The managedFields entry of `manager`.
+fn managed_entry(meta: ObjectMeta, manager: &str) -> ManagedFieldsEntry {
+    meta.managed_fields
+        .unwrap()
+        .into_iter()
+        .find(|m| m.manager.as_deref() == Some(manager))
+        .unwrap()
+}
+
 #[tokio::test]
 async fn server_side_apply_owns_fields_and_detects_conflicts() {
     let (_cluster, client) = start().await;
     let api: Api<Deployment> = Api::namespaced(client, "default");
-    let applied = api
-        .patch(
-            "web",
-            &PatchParams::apply("alice"),
-            &Patch::Apply(deployment(2, "nginx:1")),
-        )
+    let applied = apply_web(&api, &PatchParams::apply("alice"), deployment(2, "nginx:1"))
         .await
         .unwrap();
     assert_eq!(applied.metadata.generation, Some(1));
@@ -48,12 +62,7 @@ async fn server_side_apply_owns_fields_and_detects_conflicts() {
     assert_eq!(managed[0].operation.as_deref(), Some("Apply"));
 
     // Re-applying the same configuration changes nothing.
-    let again = api
-        .patch(
-            "web",
-            &PatchParams::apply("alice"),
-            &Patch::Apply(deployment(2, "nginx:1")),
-        )
+    let again = apply_web(&api, &PatchParams::apply("alice"), deployment(2, "nginx:1"))
         .await
         .unwrap();
     assert_eq!(
@@ -64,13 +73,9 @@ async fn server_side_apply_owns_fields_and_detects_conflicts() {
     // bob sets replicas to another value: conflict, nothing changes.
     let bob = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 5}});
     let conflict = status(
-        api.patch(
-            "web",
-            &PatchParams::apply("bob"),
-            &Patch::Apply(bob.clone()),
-        )
-        .await
-        .unwrap_err(),
+        apply_web(&api, &PatchParams::apply("bob"), bob.clone())
+            .await
+            .unwrap_err(),
     );
     assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
     assert_eq!(
@@ -85,25 +90,16 @@ async fn server_side_apply_owns_fields_and_detects_conflicts() {
     );
 
     // With force, bob takes the field over.
-    let forced = api
-        .patch(
-            "web",
-            &PatchParams::apply("bob").force(),
-            &Patch::Apply(bob),
-        )
+    let forced = apply_web(&api, &PatchParams::apply("bob").force(), bob)
         .await
         .unwrap();
     assert_eq!(forced.spec.unwrap().replicas, Some(5));
     assert_eq!(forced.metadata.generation, Some(2));
     // alice applying her old value now conflicts with bob.
     let conflict = status(
-        api.patch(
-            "web",
-            &PatchParams::apply("alice"),
-            &Patch::Apply(deployment(2, "nginx:1")),
-        )
-        .await
-        .unwrap_err(),
+        apply_web(&api, &PatchParams::apply("alice"), deployment(2, "nginx:1"))
+            .await
+            .unwrap_err(),
     );
     assert!(
         conflict.message.contains("conflict with \"bob\""),
@@ -123,13 +119,7 @@ async fn server_side_apply_owns_fields_and_detects_conflicts() {
         )
         .await
         .unwrap();
-    let scaler = patched
-        .metadata
-        .managed_fields
-        .unwrap()
-        .into_iter()
-        .find(|m| m.manager.as_deref() == Some("scaler"))
-        .unwrap();
+    let scaler = managed_entry(patched.metadata, "scaler");
     assert_eq!(scaler.operation.as_deref(), Some("Update"));
     assert_eq!(
         scaler.fields_v1.unwrap().0,
@@ -178,13 +168,7 @@ async fn status_subresource_splits_writes_and_generation_tracks_spec() {
     let api: Api<Deployment> = Api::namespaced(client, "default");
     let mut body = deployment(1, "nginx");
     body["status"] = json!({"replicas": 7});
-    let created = api
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(body).unwrap(),
-        )
-        .await
-        .unwrap();
+    let created = create(&api, &serde_json::from_value(body).unwrap()).await;
     assert!(created.status.is_none(), "status is not set by creates");
     let with_status = api
         .patch_status(
@@ -204,23 +188,15 @@ async fn status_subresource_splits_writes_and_generation_tracks_spec() {
         "status writes ignore spec"
     );
     assert_eq!(with_status.metadata.generation, Some(1));
-    let ctrl = with_status
-        .metadata
-        .managed_fields
-        .unwrap()
-        .into_iter()
-        .find(|m| m.manager.as_deref() == Some("ctrl"))
-        .unwrap();
+    let ctrl = managed_entry(with_status.metadata, "ctrl");
     assert_eq!(ctrl.subresource.as_deref(), Some("status"));
 
-    let labelled = api
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}, "status": {"replicas": 0}})),
-        )
-        .await
-        .unwrap();
+    let labelled = merge(
+        &api,
+        "web",
+        json!({"metadata": {"labels": {"x": "y"}}, "status": {"replicas": 0}}),
+    )
+    .await;
     assert_eq!(
         labelled.metadata.generation,
         Some(1),
@@ -250,7 +226,7 @@ async fn finalizers_hold_deletion_and_watchers_see_it_through() {
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let mut cm = configmap("held", json!({}));
     cm.metadata.finalizers = Some(vec!["example.com/cleanup".to_string()]);
-    let created = api.create(&PostParams::default(), &cm).await.unwrap();
+    let created = create(&api, &cm).await;
     let mut stream = watch_from(
         &api,
         &WatchParams::default().disable_bookmarks(),
@@ -286,11 +262,7 @@ async fn finalizers_hold_deletion_and_watchers_see_it_through() {
     .await
     .unwrap();
     assert_eq!(status(api.get("held").await.unwrap_err()).code, 404);
-    let seen: Vec<String> = next_events(&mut stream, 2)
-        .await
-        .iter()
-        .map(describe)
-        .collect();
+    let seen = describe_all(&next_events(&mut stream, 2).await);
     assert_eq!(seen, vec!["MODIFIED held", "DELETED held"]);
 }
 
@@ -301,7 +273,7 @@ async fn generate_name_and_namespaces() {
     let mut p = pod("", json!({}));
     p.metadata.name = None;
     p.metadata.generate_name = Some("worker-".to_string());
-    let created = api.create(&PostParams::default(), &p).await.unwrap();
+    let created = create(&api, &p).await;
     let name = created.metadata.name.unwrap();
     assert!(
         name.starts_with("worker-") && name.len() == "worker-".len() + 5,
@@ -323,9 +295,7 @@ async fn generate_name_and_namespaces() {
 
     namespace(&client, "team").await;
     let team: Api<Pod> = Api::namespaced(client.clone(), "team");
-    team.create(&PostParams::default(), &pod("a", json!({})))
-        .await
-        .unwrap();
+    create(&team, &pod("a", json!({}))).await;
     let namespaces: Api<Namespace> = Api::all(client);
     namespaces
         .delete("team", &DeleteParams::default())
@@ -343,21 +313,11 @@ async fn generate_name_and_namespaces() {
 async fn bad_requests_get_the_servers_status_and_change_nothing() {
     let (cluster, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    api.create(&PostParams::default(), &configmap("existing", json!({})))
-        .await
-        .unwrap();
+    create(&api, &configmap("existing", json!({}))).await;
     let before = cluster.resource_version();
-    let raw = |method: &str, path: &str, content_type: &str, body: &str| {
-        axum::http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", content_type)
-            .body(body.as_bytes().to_vec())
-            .unwrap()
-    };
     let cases = [
         (
-            raw(
+            raw_request(
                 "POST",
                 "/api/v1/namespaces/default/configmaps",
                 "application/json",
@@ -368,7 +328,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "couldn't get version/kind; json parse error",
         ),
         (
-            raw(
+            raw_request(
                 "POST",
                 "/api/v1/namespaces/default/widgets",
                 "application/json",
@@ -379,7 +339,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "the server could not find the requested resource",
         ),
         (
-            raw(
+            raw_request(
                 "POST",
                 "/api/v1/namespaces/default/configmaps",
                 "application/json",
@@ -390,7 +350,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "the namespace of the provided object does not match",
         ),
         (
-            raw(
+            raw_request(
                 "POST",
                 "/api/v1/namespaces/default/configmaps",
                 "application/json",
@@ -401,7 +361,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "ConfigMap in version \"v1\" cannot be handled as a ConfigMap",
         ),
         (
-            raw(
+            raw_request(
                 "POST",
                 "/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
                 "application/json",
@@ -412,7 +372,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "strict decoding error: unknown field \"bogus\"",
         ),
         (
-            raw(
+            raw_request(
                 "POST",
                 "/api/v1/namespaces/default/configmaps",
                 "application/json",
@@ -423,7 +383,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "configmaps \"existing\" already exists",
         ),
         (
-            raw(
+            raw_request(
                 "PATCH",
                 "/api/v1/namespaces/default/configmaps/existing",
                 "application/merge-patch+json",
@@ -434,7 +394,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "merge patch must be a JSON object",
         ),
         (
-            raw(
+            raw_request(
                 "PATCH",
                 "/api/v1/namespaces/default/configmaps/existing",
                 "application/json-patch+json",
@@ -445,7 +405,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "",
         ),
         (
-            raw(
+            raw_request(
                 "PATCH",
                 "/api/v1/namespaces/default/configmaps/existing",
                 "text/plain",
@@ -456,7 +416,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "the body of the request was in an unknown format",
         ),
         (
-            raw(
+            raw_request(
                 "GET",
                 "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20(",
                 "",
@@ -467,7 +427,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "unable to parse requirement",
         ),
         (
-            raw(
+            raw_request(
                 "PUT",
                 "/api/v1/namespaces/default/configmaps",
                 "application/json",
@@ -478,7 +438,7 @@ async fn bad_requests_get_the_servers_status_and_change_nothing() {
             "",
         ),
         (
-            raw(
+            raw_request(
                 "GET",
                 "/api/v1/namespaces/default/configmaps/existing/status",
                 "",
@@ -528,12 +488,7 @@ async fn dry_run_and_delete_collection() {
     assert_eq!(dry.metadata.name.as_deref(), Some("ghost"));
     assert_eq!(status(api.get("ghost").await.unwrap_err()).code, 404);
     for (name, team) in [("a", "x"), ("b", "x"), ("c", "y")] {
-        api.create(
-            &PostParams::default(),
-            &configmap(name, json!({"team": team})),
-        )
-        .await
-        .unwrap();
+        create(&api, &configmap(name, json!({"team": team}))).await;
     }
     let deleted = api
         .delete_collection(
@@ -542,23 +497,9 @@ async fn dry_run_and_delete_collection() {
         )
         .await
         .unwrap();
-    let names: Vec<String> = deleted
-        .left()
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|o| o.metadata.name)
-        .collect();
-    assert_eq!(names, vec!["a", "b"]);
-    let left: Vec<String> = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|o| o.metadata.name)
-        .collect();
-    assert_eq!(left, vec!["c"]);
+    assert_eq!(names(&deleted.left().unwrap().items), vec!["a", "b"]);
+    let left = api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(names(&left.items), vec!["c"]);
 }
 
 fn widget_crd(served: bool) -> CustomResourceDefinition {
@@ -586,10 +527,7 @@ fn widget_crd(served: bool) -> CustomResourceDefinition {
 async fn crds_serve_their_kinds_until_deleted() {
     let (_cluster, client) = start().await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let created = crds
-        .create(&PostParams::default(), &widget_crd(true))
-        .await
-        .unwrap();
+    let created = create(&crds, &widget_crd(true)).await;
     let conditions = created.status.unwrap().conditions.unwrap();
     assert!(
         conditions
@@ -609,16 +547,10 @@ async fn crds_serve_their_kinds_until_deleted() {
         }))
         .unwrap()
     };
-    let w = widgets
-        .create(&PostParams::default(), &widget("w1", json!(3), "red"))
-        .await
-        .unwrap();
+    let w = create(&widgets, &widget("w1", json!(3), "red")).await;
     assert!(w.data.get("status").is_none(), "status is reset on create");
     assert_eq!(w.metadata.generation, Some(1));
-    widgets
-        .create(&PostParams::default(), &widget("w2", json!(1), "blue"))
-        .await
-        .unwrap();
+    create(&widgets, &widget("w2", json!(1), "blue")).await;
     let invalid = status(
         widgets
             .create(&PostParams::default(), &widget("w3", json!("big"), "red"))
@@ -651,21 +583,18 @@ async fn crds_serve_their_kinds_until_deleted() {
     assert_eq!(strategic.code, 415);
 
     // Unserving the version stops serving the kind.
-    crds.patch("widgets.example.com", &PatchParams::default(), &Patch::Merge(json!({"spec": {"versions": [{
-        "name": "v1", "served": false, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}})))
-        .await
-        .unwrap();
+    merge(&crds, "widgets.example.com", json!({"spec": {"versions": [{
+        "name": "v1", "served": false, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}})).await;
     assert_eq!(
         status(widgets.list(&ListParams::default()).await.unwrap_err()).code,
         404
     );
-    crds.patch(
+    merge(
+        &crds,
         "widgets.example.com",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": widget_crd(true).spec})),
+        json!({"spec": widget_crd(true).spec}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         widgets
             .list(&ListParams::default())
@@ -691,9 +620,7 @@ async fn crds_serve_their_kinds_until_deleted() {
             .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))
             .is_none()
     );
-    crds.create(&PostParams::default(), &widget_crd(true))
-        .await
-        .unwrap();
+    create(&crds, &widget_crd(true)).await;
     let fresh: Api<DynamicObject> = Api::namespaced_with(
         client,
         "default",
