@@ -7,9 +7,8 @@
 //! No assertion is about speed: waits poll a condition with a generous bound that only proves
 //! the condition is reached at all.
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::core::v1::ResourceQuota;
@@ -19,42 +18,27 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use trellis_devcluster::{DevCluster, DevClusterOptions, FaultRule};
+use trellis_devcluster::{DevCluster, FaultRule};
 use trellis_host::cache::{self, Cache};
 use trellis_host::hostcalls::{
     DEFAULT_REQUEST_TIMEOUT, HostCallMetrics, HostCalls, HostCallsConfig, Kinds, ReadableCaches,
 };
-use trellis_host::informer::{
-    InformerOptions, Informers, KeySink, Priority, Role, Subscription, WatchConfig,
-};
+use trellis_host::informer::{InformerOptions, Informers, Role, Subscription, WatchConfig};
 use trellis_host::permissions::Permissions;
 use trellis_host::sandbox::{
-    Action, Budgets, EngineConfig, ErrorCode, EventType, Gvk, HostError, ObjectKey, Outcome,
-    PluginHost, ReconcileRequest, Sandbox,
+    Action, EngineConfig, ErrorCode, EventType, Gvk, HostError, ObjectKey, Outcome, PluginHost,
+    ReconcileRequest, Sandbox,
 };
+
+use support::cluster::devcluster;
+use support::components::load_on;
+use support::keys::NoKeys;
+use support::wait::eventually;
+
+mod support;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Polls `check` until it yields; panics naming `what` after a minute (never expected).
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-struct NoKeys;
-
-impl KeySink for NoKeys {
-    fn enqueue(&self, _: cache::ObjectKey, _: Priority) {}
-}
 
 /// A devcluster, informers on it, and the host-call metrics, in one registry.
 struct Fixture {
@@ -67,11 +51,7 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
-        let options = DevClusterOptions {
-            namespaces: ["default", "a", "b", "c"].map(str::to_string).to_vec(),
-            ..DevClusterOptions::default()
-        };
-        let cluster = DevCluster::start(options).await.expect("devcluster starts");
+        let cluster = devcluster(&["default", "a", "b", "c"]).await;
         let client = cluster.client().expect("client");
         let mut registry = Registry::default();
         let informers = Informers::new(client.clone(), &mut registry, InformerOptions::default());
@@ -1151,14 +1131,7 @@ async fn namespace_defaults_converges_then_a_second_pass_sends_nothing() {
         &[&namespaces, &policies, &quotas],
     ));
     let sandbox = Sandbox::new(EngineConfig::default()).expect("sandbox");
-    let component = &trellis_plugin_bundle::NAMESPACE_DEFAULTS;
-    let plugin = sandbox
-        .load_file(
-            component.name,
-            Path::new(component.path),
-            Budgets::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let plugin = load_on(&sandbox, &trellis_plugin_bundle::NAMESPACE_DEFAULTS);
 
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(f.client.clone());
     let ns = serde_json::from_value(
@@ -1272,14 +1245,7 @@ async fn malformed_writes_from_a_real_guest_are_invalid_and_send_nothing() {
     let f = Fixture::start().await;
     let host: Arc<dyn PluginHost> = Arc::new(f.host("misbehave", WRITE_CONFIGMAPS, &[]));
     let sandbox = Sandbox::new(EngineConfig::default()).expect("sandbox");
-    let component = &trellis_plugin_bundle::MISBEHAVE;
-    let plugin = sandbox
-        .load_file(
-            component.name,
-            Path::new(component.path),
-            Budgets::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let plugin = load_on(&sandbox, &trellis_plugin_bundle::MISBEHAVE);
     let object = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"namespace": "a", "name": "bad", "uid": "u", "resourceVersion": "1"},

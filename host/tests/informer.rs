@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -19,10 +19,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::{Body, ClientBuilder, DynBody};
 use kube::{Api, Client};
-use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use serde_json::json;
-use trellis_devcluster::{DevCluster, DevClusterOptions, FaultRule};
+use trellis_devcluster::{DevCluster, FaultRule};
 use trellis_host::cache::{Gvk, ObjectKey};
 use trellis_host::informer::{
     InformerOptions, Informers, KeySink, Priority, Role, SubscribeError, Subscription, SyncFailure,
@@ -30,54 +29,18 @@ use trellis_host::informer::{
 };
 use trellis_selector::LabelSelector;
 
+use support::cluster::devcluster;
+use support::keys::Sink;
+use support::metrics::{metrics_text, sample};
+use support::wait::eventually;
+
+mod support;
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// Records every key it is given, in order.
-#[derive(Default)]
-struct Sink {
-    keys: Mutex<Vec<(String, Priority)>>,
-}
-
-impl KeySink for Sink {
-    fn enqueue(&self, key: ObjectKey, priority: Priority) {
-        self.keys.lock().push((key.to_string(), priority));
-    }
-}
-
-impl Sink {
-    fn take(&self) -> Vec<(String, Priority)> {
-        std::mem::take(&mut *self.keys.lock())
-    }
-
-    fn has(&self, key: &str, priority: Priority) -> bool {
-        self.keys
-            .lock()
-            .iter()
-            .any(|(k, p)| k == key && *p == priority)
-    }
-}
-
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Polls `check` until it yields; panics naming `what` after a minute (never expected).
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn cluster() -> DevCluster {
-    let options = DevClusterOptions {
-        namespaces: ["default", "a", "b", "c"].map(str::to_string).to_vec(),
-        ..DevClusterOptions::default()
-    };
-    DevCluster::start(options).await.expect("devcluster starts")
+    devcluster(&["default", "a", "b", "c"]).await
 }
 
 fn informers(client: Client, options: InformerOptions) -> (Informers, Registry) {
@@ -138,19 +101,6 @@ fn cached_names(subscription: &Subscription) -> Vec<String> {
 /// The name devcluster's seeding gives Pod `i`.
 fn seeded_pod(i: usize) -> String {
     format!("app-{}-{:x}-{i:06}", i % 20, 0x5f7c_9d00 + i % 20)
-}
-
-fn metrics_text(registry: &Registry) -> String {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
-    text
-}
-
-/// The value of the first sample of `metric` whose labels contain `labels`.
-fn sample(text: &str, metric: &str, labels: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(labels))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,7 +300,7 @@ async fn a_dropped_watch_resumes_from_its_resource_version_without_relisting() {
         sample(
             &text,
             "trellis_informer_relists_total",
-            "kind=\"v1/ConfigMap\""
+            &["kind=\"v1/ConfigMap\""]
         ),
         Some(0.0),
         "{text}"
@@ -435,7 +385,7 @@ async fn expired_history_relists_and_converges_with_no_ghost_and_nothing_missing
         sample(
             &text,
             "trellis_informer_relists_total",
-            "kind=\"v1/ConfigMap\""
+            &["kind=\"v1/ConfigMap\""]
         ),
         Some(1.0),
         "{text}"
@@ -444,7 +394,7 @@ async fn expired_history_relists_and_converges_with_no_ghost_and_nothing_missing
         sample(
             &text,
             "trellis_informer_watch_restarts_total",
-            "kind=\"v1/ConfigMap\""
+            &["kind=\"v1/ConfigMap\""]
         )
         .unwrap()
             >= 1.0
@@ -789,7 +739,7 @@ async fn equal_specs_share_one_watch_late_subscribers_get_the_cache_and_the_last
         sample(
             &text,
             "trellis_informer_subscribers",
-            "kind=\"v1/ConfigMap\""
+            &["kind=\"v1/ConfigMap\""]
         ),
         Some(2.0)
     );
@@ -797,7 +747,7 @@ async fn equal_specs_share_one_watch_late_subscribers_get_the_cache_and_the_last
         sample(
             &text,
             "trellis_informer_cache_objects",
-            "kind=\"v1/ConfigMap\""
+            &["kind=\"v1/ConfigMap\""]
         ),
         Some(3.0)
     );

@@ -9,7 +9,6 @@
 //! the condition is reached at all.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -17,54 +16,24 @@ use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::{Api, Client};
-use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use serde_json::json;
-use trellis_devcluster::{DevCluster, DevClusterOptions};
+use trellis_devcluster::DevCluster;
 use trellis_host::cache::ObjectKey;
 use trellis_host::informer::{
-    InformerOptions, Informers, KeySink, Priority, Role, Subscription, WatchConfig,
+    InformerOptions, Informers, Priority, Role, Subscription, WatchConfig,
 };
 use trellis_selector::LabelSelector;
 
-/// Records every key it is given, in order.
-#[derive(Default)]
-struct Sink {
-    keys: Mutex<Vec<(String, Priority)>>,
-}
+use support::cluster::devcluster;
+use support::keys::Sink;
+use support::metrics::{metrics_text, sample};
+use support::wait::eventually;
 
-impl KeySink for Sink {
-    fn enqueue(&self, key: ObjectKey, priority: Priority) {
-        self.keys.lock().push((key.to_string(), priority));
-    }
-}
-
-impl Sink {
-    fn take(&self) -> Vec<(String, Priority)> {
-        std::mem::take(&mut *self.keys.lock())
-    }
-}
-
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Polls `check` until it yields; panics naming `what` after a minute (never expected).
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+mod support;
 
 async fn cluster() -> DevCluster {
-    let options = DevClusterOptions {
-        namespaces: ["default", "a", "b"].map(str::to_string).to_vec(),
-        ..DevClusterOptions::default()
-    };
-    DevCluster::start(options).await.expect("devcluster starts")
+    devcluster(&["default", "a", "b"]).await
 }
 
 fn informers(client: Client) -> (Informers, Registry) {
@@ -91,19 +60,6 @@ fn cached_names(subscription: &Subscription) -> Vec<String> {
         .iter()
         .map(|o| o.key().to_string())
         .collect()
-}
-
-fn metrics_text(registry: &Registry) -> String {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
-    text
-}
-
-/// The value of the first sample of `metric` whose labels contain every one of `labels`.
-fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{metric}{{")) && labels.iter().all(|x| l.contains(x)))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------
