@@ -28,7 +28,7 @@ mod components;
 mod read_only_host;
 
 use components::load_on;
-use read_only_host::{ReadOnly, Reads};
+use read_only_host::{Lists, ReadOnly, Reads};
 
 /// A host with an empty cache that refuses writes (`ReadOnly`): the `ok` mode calls none of it.
 struct EmptyHost;
@@ -36,23 +36,10 @@ struct EmptyHost;
 #[async_trait]
 impl Reads for EmptyHost {
     const REFUSAL: &'static str = "benchmark host";
+    const LISTS: Lists = Lists::Empty;
 
     async fn get(&self, _: &Gvk, _: &ObjectKey) -> Result<Option<String>, HostError> {
         Ok(None)
-    }
-
-    async fn list(
-        &self,
-        _: &Gvk,
-        _: Option<&str>,
-        _: Option<&str>,
-        _: u64,
-    ) -> Result<Vec<String>, HostError> {
-        Ok(Vec::new())
-    }
-
-    async fn lookup(&self, _: &Gvk, _: &str, _: &str, _: u64) -> Result<Vec<String>, HostError> {
-        Ok(Vec::new())
     }
 }
 

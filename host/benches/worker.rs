@@ -97,28 +97,25 @@ impl Reads for BenchHost {
 
 /// What every run starts from: worker and queue metrics, an empty ConfigMap cache and the
 /// host over it.
-struct World {
-    metrics: WorkerMetrics,
-    queue_metrics: QueueMetrics,
-    cache: Arc<Cache>,
-    host: Arc<ReadOnly<BenchHost>>,
-}
-
-impl World {
-    fn new() -> World {
-        let mut registry = Registry::default();
-        let cache = Arc::new(configmap_cache());
-        World {
-            metrics: WorkerMetrics::register(&mut registry),
-            queue_metrics: QueueMetrics::register(&mut registry),
-            host: Arc::new(ReadOnly(BenchHost {
-                cache: cache.clone(),
-                sent: Mutex::new(HashMap::new()),
-                reacted: Mutex::new(Vec::new()),
-            })),
-            cache,
-        }
-    }
+fn world() -> (
+    WorkerMetrics,
+    QueueMetrics,
+    Arc<Cache>,
+    Arc<ReadOnly<BenchHost>>,
+) {
+    let mut registry = Registry::default();
+    let cache = Arc::new(configmap_cache());
+    let host = Arc::new(ReadOnly(BenchHost {
+        cache: cache.clone(),
+        sent: Mutex::new(HashMap::new()),
+        reacted: Mutex::new(Vec::new()),
+    }));
+    (
+        WorkerMetrics::register(&mut registry),
+        QueueMetrics::register(&mut registry),
+        cache,
+        host,
+    )
 }
 
 struct Plugins {
@@ -176,12 +173,7 @@ fn latency_run(plugins: &Plugins, executor_name: &str, loopers: usize, seconds: 
     let runtime = host_runtime();
     let executor = executor(executor_name);
     runtime.block_on(async {
-        let World {
-            metrics,
-            queue_metrics,
-            cache,
-            host,
-        } = World::new();
+        let (metrics, queue_metrics, cache, host) = world();
         let start = |plugin: &Plugin, workers| {
             let spec = PoolSpec {
                 target: Target {
@@ -270,12 +262,7 @@ fn throughput_run(plugin: &Plugin, executor_name: &str, keys: usize) -> f64 {
     let runtime = host_runtime();
     let executor = executor(executor_name);
     runtime.block_on(async {
-        let World {
-            metrics,
-            queue_metrics,
-            cache,
-            host,
-        } = World::new();
+        let (metrics, queue_metrics, cache, host) = world();
         let queue = eager_queue(plugin.name(), &queue_metrics);
         for n in 0..keys {
             let name = format!("cm-{n}");

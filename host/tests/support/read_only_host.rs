@@ -1,6 +1,7 @@
 //! A `PluginHost` for tests and benchmarks whose plugins only read. The test or benchmark says
-//! how reads are answered ([`Reads`]); [`ReadOnly`] refuses every write and event with
-//! `Forbidden`, so a plugin that writes fails loudly instead of writing into a stand-in.
+//! how `get` is answered ([`Reads`]); [`ReadOnly`] answers `list` and `lookup` as the stand-in
+//! chooses ([`Lists`]) and refuses every write and event with `Forbidden`, so a plugin that
+//! writes fails loudly instead of writing into a stand-in.
 //!
 //! One refusing half for every such host keeps the stand-ins honest: a method added to
 //! `PluginHost` is refused here once, not forgotten in one copy of it.
@@ -13,37 +14,26 @@ use trellis_host::sandbox::{
     ErrorCode, EventType, Gvk, HostError, ObjectKey, PluginHost, async_trait,
 };
 
-/// How a read-only host answers reads. `list` and `lookup` are refused unless overridden.
+/// What every host call answers.
+type Reply<T> = Result<T, HostError>;
+
+/// How a stand-in answers `list` and `lookup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lists {
+    /// Refused like a write: the plugins under test never list.
+    Refused,
+    /// Empty: the stand-in has nothing to list, and the plugin may ask.
+    Empty,
+}
+
+/// How a read-only host answers reads.
 #[async_trait]
 pub trait Reads: Send + Sync + 'static {
     /// What a refusal says: which stand-in refused.
     const REFUSAL: &'static str;
+    const LISTS: Lists = Lists::Refused;
 
-    async fn get(&self, kind: &Gvk, key: &ObjectKey) -> Result<Option<String>, HostError>;
-
-    async fn list(
-        &self,
-        _kind: &Gvk,
-        _namespace: Option<&str>,
-        _label_selector: Option<&str>,
-        _max_bytes: u64,
-    ) -> Result<Vec<String>, HostError> {
-        Err(refused::<Self>())
-    }
-
-    async fn lookup(
-        &self,
-        _kind: &Gvk,
-        _index: &str,
-        _value: &str,
-        _max_bytes: u64,
-    ) -> Result<Vec<String>, HostError> {
-        Err(refused::<Self>())
-    }
-}
-
-fn refused<R: Reads + ?Sized>() -> HostError {
-    HostError::new(ErrorCode::Forbidden, R::REFUSAL)
+    async fn get(&self, kind: &Gvk, key: &ObjectKey) -> Reply<Option<String>>;
 }
 
 /// The `PluginHost` over `R`'s reads; derefs to `R` for the test's own hooks.
@@ -57,48 +47,47 @@ impl<R> Deref for ReadOnly<R> {
     }
 }
 
+impl<R: Reads> ReadOnly<R> {
+    fn refused<T>() -> Reply<T> {
+        Err(HostError::new(ErrorCode::Forbidden, R::REFUSAL))
+    }
+
+    fn listed() -> Reply<Vec<String>> {
+        match R::LISTS {
+            Lists::Refused => Self::refused(),
+            Lists::Empty => Ok(Vec::new()),
+        }
+    }
+}
+
 #[async_trait]
 impl<R: Reads> PluginHost for ReadOnly<R> {
-    async fn get(&self, kind: &Gvk, key: &ObjectKey) -> Result<Option<String>, HostError> {
+    async fn get(&self, kind: &Gvk, key: &ObjectKey) -> Reply<Option<String>> {
         self.0.get(kind, key).await
     }
 
-    async fn list(
-        &self,
-        kind: &Gvk,
-        namespace: Option<&str>,
-        label_selector: Option<&str>,
-        max_bytes: u64,
-    ) -> Result<Vec<String>, HostError> {
-        self.0
-            .list(kind, namespace, label_selector, max_bytes)
-            .await
+    async fn list(&self, _: &Gvk, _: Option<&str>, _: Option<&str>, _: u64) -> Reply<Vec<String>> {
+        Self::listed()
     }
 
-    async fn lookup(
-        &self,
-        kind: &Gvk,
-        index: &str,
-        value: &str,
-        max_bytes: u64,
-    ) -> Result<Vec<String>, HostError> {
-        self.0.lookup(kind, index, value, max_bytes).await
+    async fn lookup(&self, _: &Gvk, _: &str, _: &str, _: u64) -> Reply<Vec<String>> {
+        Self::listed()
     }
 
-    async fn apply(&self, _: &str, _: bool) -> Result<String, HostError> {
-        Err(refused::<R>())
+    async fn apply(&self, _: &str, _: bool) -> Reply<String> {
+        Self::refused()
     }
 
-    async fn patch_status(&self, _: &Gvk, _: &ObjectKey, _: &str) -> Result<String, HostError> {
-        Err(refused::<R>())
+    async fn patch_status(&self, _: &Gvk, _: &ObjectKey, _: &str) -> Reply<String> {
+        Self::refused()
     }
 
-    async fn create(&self, _: &str) -> Result<String, HostError> {
-        Err(refused::<R>())
+    async fn create(&self, _: &str) -> Reply<String> {
+        Self::refused()
     }
 
-    async fn delete(&self, _: &Gvk, _: &ObjectKey) -> Result<(), HostError> {
-        Err(refused::<R>())
+    async fn delete(&self, _: &Gvk, _: &ObjectKey) -> Reply<()> {
+        Self::refused()
     }
 
     async fn emit_event(
@@ -108,7 +97,7 @@ impl<R: Reads> PluginHost for ReadOnly<R> {
         _: EventType,
         _: &str,
         _: &str,
-    ) -> Result<(), HostError> {
-        Err(refused::<R>())
+    ) -> Reply<()> {
+        Self::refused()
     }
 }
