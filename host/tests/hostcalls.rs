@@ -65,6 +65,12 @@ impl Fixture {
         }
     }
 
+    /// Plugin `web`'s synced subscription to the ConfigMaps of namespace `a`.
+    async fn web_configmaps(&self) -> Subscription {
+        self.watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
+            .await
+    }
+
     /// A synced subscription of `plugin` to the watch in `yaml`.
     async fn watch(&self, plugin: &str, yaml: &str) -> Subscription {
         let config: WatchConfig = serde_norway::from_str(yaml).expect("test watch parses");
@@ -230,6 +236,12 @@ fn expect_error<T: std::fmt::Debug>(
             error.message
         );
     }
+}
+
+/// Applies `object` through `host` and waits until `subscription`'s cache shows the answer.
+async fn applied_and_cached(host: &HostCalls, subscription: &Subscription, object: &str) {
+    let answer = host.apply(object, true).await.unwrap();
+    cache_shows(subscription.cache(), &answer).await;
 }
 
 /// Waits until `cache` shows `key` at the resourceVersion of `answer` (a write's answer).
@@ -472,9 +484,7 @@ fn applied(name: &str, labels: Value, data: Value) -> String {
 #[tokio::test]
 async fn apply_creates_then_updates_with_the_plugins_field_manager() {
     let f = Fixture::start().await;
-    let configmaps = f
-        .watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
-        .await;
+    let configmaps = f.web_configmaps().await;
     let host = f.host("web", WRITE_CONFIGMAPS, &[&configmaps]);
     assert_eq!(host.field_manager(), "trellis-web");
     let created = host
@@ -521,13 +531,10 @@ async fn apply_creates_then_updates_with_the_plugins_field_manager() {
 #[tokio::test]
 async fn an_identical_apply_is_elided_but_a_removal_is_sent() {
     let f = Fixture::start().await;
-    let configmaps = f
-        .watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
-        .await;
+    let configmaps = f.web_configmaps().await;
     let host = f.host("web", WRITE_CONFIGMAPS, &[&configmaps]);
     let both = applied("x", json!({"app": "x", "extra": "yes"}), json!({"k": "1"}));
-    let first = host.apply(&both, true).await.unwrap();
-    cache_shows(configmaps.cache(), &first).await;
+    applied_and_cached(&host, &configmaps, &both).await;
     f.cluster.reset_accounting();
 
     // Same intent, and the cache shows it: nothing is sent; the cached object is the answer.
@@ -578,9 +585,7 @@ async fn an_identical_apply_is_elided_but_a_removal_is_sent() {
 #[tokio::test]
 async fn a_failed_apply_forgets_its_intent() {
     let f = Fixture::start().await;
-    let configmaps = f
-        .watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
-        .await;
+    let configmaps = f.web_configmaps().await;
     let host = f.host_with(
         "web",
         WRITE_CONFIGMAPS,
@@ -589,8 +594,7 @@ async fn a_failed_apply_forgets_its_intent() {
         DEFAULT_REQUEST_TIMEOUT,
     );
     let object = applied("x", json!({}), json!({"k": "1"}));
-    let first = host.apply(&object, true).await.unwrap();
-    cache_shows(configmaps.cache(), &first).await;
+    applied_and_cached(&host, &configmaps, &object).await;
     // A different intent fails on the server: the outcome is unknown to the host, so the
     // first intent is no longer "the last one applied" and cannot be elided.
     f.cluster
@@ -612,13 +616,10 @@ async fn a_failed_apply_forgets_its_intent() {
 #[tokio::test]
 async fn an_apply_dropped_at_the_deadline_leaves_no_intent_behind() {
     let f = Fixture::start().await;
-    let configmaps = f
-        .watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
-        .await;
+    let configmaps = f.web_configmaps().await;
     let host = f.host("web", WRITE_CONFIGMAPS, &[&configmaps]);
     let object = applied("x", json!({}), json!({"k": "1"}));
-    let first = host.apply(&object, true).await.unwrap();
-    cache_shows(configmaps.cache(), &first).await;
+    applied_and_cached(&host, &configmaps, &object).await;
     // The sandbox drops a host call's future at the call's deadline; here a slow server and
     // a short timeout around the call do the same. Whether the dropped apply reached the
     // server is unknown, so the earlier intent must not be trusted any more.

@@ -24,14 +24,14 @@ use serde_json::json;
 use trellis_devcluster::{DevCluster, FaultRule};
 use trellis_host::cache::{Gvk, ObjectKey};
 use trellis_host::informer::{
-    InformerOptions, Informers, KeySink, Priority, Role, SubscribeError, Subscription, SyncFailure,
+    InformerOptions, Informers, Priority, Role, SubscribeError, Subscription, SyncFailure,
     SyncStatus, WatchConfig,
 };
 use trellis_selector::LabelSelector;
 
 use support::cluster::devcluster;
 use support::keys::Sink;
-use support::metrics::{metrics_text, sample};
+use support::metrics::{configmap_sample, metrics_text};
 use support::wait::eventually;
 
 mod support;
@@ -96,6 +96,22 @@ fn cached_names(subscription: &Subscription) -> Vec<String> {
         .iter()
         .map(|o| o.key().to_string())
         .collect()
+}
+
+/// Since the last accounting reset, the server answered no list of `resource` and sent
+/// `objects` of them on watches (`why` says why that many).
+fn assert_no_list_and_watched(cluster: &DevCluster, resource: &str, objects: u64, why: &str) {
+    let accounting = cluster.accounting();
+    assert_eq!(
+        accounting.requests("list", resource),
+        0,
+        "no list: {accounting:#?}"
+    );
+    assert_eq!(
+        accounting.watched(resource).objects,
+        objects,
+        "{why}: {accounting:#?}"
+    );
 }
 
 /// The name devcluster's seeding gives Pod `i`.
@@ -278,30 +294,21 @@ async fn a_dropped_watch_resumes_from_its_resource_version_without_relisting() {
             .get(&ObjectKey::namespaced("a", "cm-new"))
     })
     .await;
-    let accounting = cluster.accounting();
-    assert_eq!(
-        accounting.requests("list", "configmaps"),
-        0,
-        "no list: {accounting:#?}"
-    );
-    assert_eq!(
-        accounting.watched("configmaps").objects,
+    assert_no_list_and_watched(
+        &cluster,
+        "configmaps",
         1,
-        "only the new object was sent again: {accounting:#?}"
+        "only the new object was sent again",
     );
     assert!(
-        accounting.requests("watch", "configmaps") >= 1,
+        cluster.accounting().requests("watch", "configmaps") >= 1,
         "the watch was resumed"
     );
     assert_eq!(sink.take(), [("a/cm-new".to_string(), Priority::Normal)]);
     assert_eq!(cached_names(&subscription).len(), 6);
     let text = metrics_text(&registry);
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_relists_total",
-            &["kind=\"v1/ConfigMap\""]
-        ),
+        configmap_sample(&text, "trellis_informer_relists_total"),
         Some(0.0),
         "{text}"
     );
@@ -382,23 +389,11 @@ async fn expired_history_relists_and_converges_with_no_ghost_and_nothing_missing
     );
     let text = metrics_text(&registry);
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_relists_total",
-            &["kind=\"v1/ConfigMap\""]
-        ),
+        configmap_sample(&text, "trellis_informer_relists_total"),
         Some(1.0),
         "{text}"
     );
-    assert!(
-        sample(
-            &text,
-            "trellis_informer_watch_restarts_total",
-            &["kind=\"v1/ConfigMap\""]
-        )
-        .unwrap()
-            >= 1.0
-    );
+    assert!(configmap_sample(&text, "trellis_informer_watch_restarts_total").unwrap() >= 1.0);
 }
 
 /// A tower layer that answers streaming-list watches as a server without the WatchList
@@ -579,19 +574,19 @@ async fn a_sync_that_cannot_complete_is_reported_with_the_last_error_then_recove
 async fn unknown_kinds_and_bad_configs_are_errors_naming_the_plugin() {
     let cluster = cluster().await;
     let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let sink = || Arc::new(Sink::default()) as Arc<dyn KeySink>;
+    // Plugin `web` subscribing to `yaml` as `role`, refused.
+    let refused = async |yaml: &str, role: Role| {
+        informers
+            .subscribe("web", &watch(yaml), role, Arc::new(Sink::default()))
+            .await
+            .unwrap_err()
+    };
     cluster.reset_accounting();
-    let error = informers
-        .subscribe(
-            "web",
-            &watch(
-                "apiVersion: v1\nkind: Pod\nlabelSelector: 'a in'\ntransform: {drop: [metadata]}\n",
-            ),
-            Role::Primary,
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = refused(
+        "apiVersion: v1\nkind: Pod\nlabelSelector: 'a in'\ntransform: {drop: [metadata]}\n",
+        Role::Primary,
+    )
+    .await;
     assert!(
         matches!(&error, SubscribeError::Config { errors, .. } if errors.len() == 2),
         "{error}"
@@ -618,10 +613,7 @@ async fn unknown_kinds_and_bad_configs_are_errors_naming_the_plugin() {
             "apps/v2, Kind=Deployment",
         ),
     ] {
-        let error = informers
-            .subscribe("web", &watch(yaml), Role::Primary, sink())
-            .await
-            .unwrap_err();
+        let error = refused(yaml, Role::Primary).await;
         assert!(
             matches!(error, SubscribeError::UnknownKind { .. }),
             "{error}"
@@ -634,45 +626,33 @@ async fn unknown_kinds_and_bad_configs_are_errors_naming_the_plugin() {
             "{shown}"
         );
     }
-    let error = informers
-        .subscribe(
-            "web",
-            &watch("apiVersion: v1\nkind: Namespace\nnamespaces: [a]\n"),
-            Role::Primary,
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = refused(
+        "apiVersion: v1\nkind: Namespace\nnamespaces: [a]\n",
+        Role::Primary,
+    )
+    .await;
     assert_eq!(
         error.to_string(),
         "plugin \"web\": /v1, Kind=Namespace is cluster-scoped; a watch of it cannot name namespaces"
     );
-    let error = informers
-        .subscribe(
-            "web",
-            &watch("apiVersion: v1\nkind: ConfigMap\n"),
-            Role::Secondary {
-                primary: Gvk::new("apps", "v1", "Deployment"),
-            },
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = refused(
+        "apiVersion: v1\nkind: ConfigMap\n",
+        Role::Secondary {
+            primary: Gvk::new("apps", "v1", "Deployment"),
+        },
+    )
+    .await;
     assert!(
         error
             .to_string()
             .contains("a secondary watch needs mapping"),
         "{error}"
     );
-    let error = informers
-        .subscribe(
-            "web",
-            &watch("apiVersion: v1\nkind: ConfigMap\nmapping: {label: x}\n"),
-            Role::Primary,
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = refused(
+        "apiVersion: v1\nkind: ConfigMap\nmapping: {label: x}\n",
+        Role::Primary,
+    )
+    .await;
     assert!(
         error
             .to_string()
@@ -736,19 +716,11 @@ async fn equal_specs_share_one_watch_late_subscribers_get_the_cache_and_the_last
     );
     let text = metrics_text(&registry);
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_subscribers",
-            &["kind=\"v1/ConfigMap\""]
-        ),
+        configmap_sample(&text, "trellis_informer_subscribers"),
         Some(2.0)
     );
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_cache_objects",
-            &["kind=\"v1/ConfigMap\""]
-        ),
+        configmap_sample(&text, "trellis_informer_cache_objects"),
         Some(3.0)
     );
 
@@ -806,18 +778,10 @@ async fn equal_specs_share_one_watch_late_subscribers_get_the_cache_and_the_last
 /// are counted.
 #[test]
 fn a_hundred_subscription_cycles_leave_tasks_and_cache_memory_at_baseline() {
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server = support::runtime::multi_thread(1);
     let cluster = server.block_on(cluster());
     cluster.seed_pods("a", 200).unwrap();
-    let host = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let host = support::runtime::multi_thread(2);
     host.block_on(async {
         let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
         let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
@@ -1017,16 +981,11 @@ async fn resync_replays_the_cache_at_low_priority_without_asking_the_server() {
             .iter()
             .all(|k| *k == ("a/cm".to_string(), Priority::Low))
     );
-    let accounting = cluster.accounting();
-    assert_eq!(
-        accounting.requests("list", "configmaps"),
+    assert_no_list_and_watched(
+        &cluster,
+        "configmaps",
         0,
-        "{accounting:#?}"
-    );
-    assert_eq!(
-        accounting.watched("configmaps").objects,
-        0,
-        "the cache was replayed, not the API"
+        "the cache was replayed, not the API",
     );
     assert!(
         quiet_sink.take().is_empty(),

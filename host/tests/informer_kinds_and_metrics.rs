@@ -27,7 +27,7 @@ use trellis_selector::LabelSelector;
 
 use support::cluster::devcluster;
 use support::keys::Sink;
-use support::metrics::{metrics_text, sample};
+use support::metrics::{CONFIGMAP_KIND, configmap_sample, metrics_text, sample};
 use support::wait::eventually;
 
 mod support;
@@ -189,12 +189,11 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\n",
     )
     .await;
-    let kind = "kind=\"v1/ConfigMap\"";
     let events = |text: &str, r#type: &str| {
         sample(
             text,
             "trellis_informer_watch_events_total",
-            &[kind, &format!("type=\"{type}\"")],
+            &[CONFIGMAP_KIND, &format!("type=\"{type}\"")],
         )
     };
     let text = metrics_text(&registry);
@@ -203,18 +202,14 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
         assert_eq!(events(&text, other), Some(0.0), "{other}: {text}");
     }
     assert_eq!(
-        sample(&text, "trellis_informer_cache_objects", &[kind]),
+        configmap_sample(&text, "trellis_informer_cache_objects"),
         Some(3.0)
     );
-    let bytes = sample(&text, "trellis_informer_cache_bytes", &[kind]).unwrap();
+    let bytes = configmap_sample(&text, "trellis_informer_cache_bytes").unwrap();
     assert_eq!(bytes, subscription.cache().bytes() as f64);
     assert!(bytes > 0.0);
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_sync_duration_seconds_count",
-            &[kind]
-        ),
+        configmap_sample(&text, "trellis_informer_sync_duration_seconds_count"),
         Some(1.0),
         "one sync recorded: {text}"
     );
@@ -235,7 +230,7 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
     let text = eventually("the last delete to be counted and applied", || {
         let text = metrics_text(&registry);
         let done = events(&text, "Deleted") == Some(2.0)
-            && sample(&text, "trellis_informer_cache_objects", &[kind]) == Some(2.0);
+            && configmap_sample(&text, "trellis_informer_cache_objects") == Some(2.0);
         done.then_some(text)
     })
     .await;
@@ -243,21 +238,17 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
     assert_eq!(events(&text, "Modified"), Some(1.0), "{text}");
     assert_eq!(events(&text, "Initial"), Some(3.0), "{text}");
     assert_eq!(
-        sample(&text, "trellis_informer_cache_objects", &[kind]),
+        configmap_sample(&text, "trellis_informer_cache_objects"),
         Some(2.0)
     );
-    let after = sample(&text, "trellis_informer_cache_bytes", &[kind]).unwrap();
+    let after = configmap_sample(&text, "trellis_informer_cache_bytes").unwrap();
     assert_eq!(after, subscription.cache().bytes() as f64);
     assert!(
         after < bytes,
         "two objects out, one in: {after} < {bytes} bytes"
     );
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_sync_duration_seconds_count",
-            &[kind]
-        ),
+        configmap_sample(&text, "trellis_informer_sync_duration_seconds_count"),
         Some(1.0),
         "later events are not syncs"
     );

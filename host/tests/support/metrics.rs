@@ -18,3 +18,11 @@ pub fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
         .filter(|l| l.starts_with(&format!("{metric}{{")) && labels.iter().all(|x| l.contains(x)))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// The value of the informer metric `metric` for the ConfigMap informer.
+pub fn configmap_sample(text: &str, metric: &str) -> Option<f64> {
+    sample(text, metric, &[CONFIGMAP_KIND])
+}
+
+/// The informer metrics' label of the ConfigMap informer.
+pub const CONFIGMAP_KIND: &str = "kind=\"v1/ConfigMap\"";

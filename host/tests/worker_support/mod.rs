@@ -161,6 +161,13 @@ impl World {
         }
     }
 
+    /// Stores ConfigMap `t/<name>` with `data` and enqueues its key on `pool`, as an informer
+    /// does on a change.
+    pub fn submit(&self, pool: &Pool, name: &str, data: Value) {
+        put(&self.cache, name, data);
+        pool.queue().add(key(name));
+    }
+
     /// A queue for `plugin` whose retries are quick and unthrottled, so tests see several.
     pub fn quick_queue(&self, plugin: &str) -> WorkQueue<queue::ObjectKey> {
         let mut config = QueueConfig::new(plugin);
