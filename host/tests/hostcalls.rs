@@ -30,7 +30,7 @@ use trellis_host::sandbox::{
     ReconcileRequest, Sandbox,
 };
 
-use support::cluster::devcluster;
+use support::cluster::{crd, create_crd, devcluster};
 use support::components::load_on;
 use support::keys::NoKeys;
 use support::wait::eventually;
@@ -168,22 +168,14 @@ impl Fixture {
     /// Serves events.k8s.io/v1 Event. The devcluster serves only core v1 Events; a CRD of the
     /// same group, version and kind stands in, which is all kube's Recorder needs.
     async fn serve_events_api(&self) {
-        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-            Api::all(self.client.clone());
-        let crd = serde_json::from_value(json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "events.events.k8s.io"},
-            "spec": {
-                "group": "events.k8s.io", "scope": "Namespaced",
-                "names": {"plural": "events", "singular": "event", "kind": "Event"},
-                "versions": [{"name": "v1", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-            }
-        }))
-        .unwrap();
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("events CRD");
+        let version = json!({"schema": {"openAPIV3Schema": {
+            "type": "object", "x-kubernetes-preserve-unknown-fields": true
+        }}});
+        create_crd(
+            &self.client,
+            &crd("events.k8s.io", "Event", "events", version),
+        )
+        .await;
     }
 }
 
@@ -646,24 +638,14 @@ async fn an_apply_dropped_at_the_deadline_leaves_no_intent_behind() {
 #[tokio::test]
 async fn patch_status_is_elided_when_it_changes_nothing() {
     let f = Fixture::start().await;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(f.client.clone());
-    let crd = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
-                    "status": {"type": "object", "properties": {"ready": {"type": "boolean"}, "seen": {"type": "integer"}}}
-                }}},
-                "subresources": {"status": {}}}]
-        }
-    }))
-    .unwrap();
-    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let version = json!({
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+            "status": {"type": "object", "properties": {"ready": {"type": "boolean"}, "seen": {"type": "integer"}}}
+        }}},
+        "subresources": {"status": {}}
+    });
+    create_crd(&f.client, &crd("example.com", "Widget", "widgets", version)).await;
     let widgets = f
         .watch("w", "{apiVersion: example.com/v1, kind: Widget}")
         .await;

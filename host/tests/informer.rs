@@ -16,20 +16,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::{Body, ClientBuilder, DynBody};
-use kube::{Api, Client};
-use prometheus_client::registry::Registry;
 use serde_json::json;
 use trellis_devcluster::{DevCluster, FaultRule};
 use trellis_host::cache::{Gvk, ObjectKey};
 use trellis_host::informer::{
-    InformerOptions, Informers, Priority, Role, SubscribeError, Subscription, SyncFailure,
-    SyncStatus, WatchConfig,
+    InformerOptions, Priority, Role, SubscribeError, SyncFailure, SyncStatus,
 };
-use trellis_selector::LabelSelector;
 
 use support::cluster::devcluster;
+use support::informers::{cached_names, informers, subscribe, watch};
 use support::keys::Sink;
 use support::metrics::{configmap_sample, metrics_text};
 use support::wait::eventually;
@@ -41,26 +39,6 @@ mod support;
 
 async fn cluster() -> DevCluster {
     devcluster(&["default", "a", "b", "c"]).await
-}
-
-fn informers(client: Client, options: InformerOptions) -> (Informers, Registry) {
-    let mut registry = Registry::default();
-    let informers = Informers::new(client, &mut registry, options);
-    (informers, registry)
-}
-
-fn watch(yaml: &str) -> WatchConfig {
-    serde_norway::from_str(yaml).expect("test config parses")
-}
-
-async fn subscribe(informers: &Informers, plugin: &str, yaml: &str) -> (Subscription, Arc<Sink>) {
-    let sink = Arc::new(Sink::default());
-    let subscription = informers
-        .subscribe(plugin, &watch(yaml), Role::Primary, sink.clone())
-        .await
-        .expect("subscribes");
-    subscription.wait_synced().await.expect("syncs");
-    (subscription, sink)
 }
 
 async fn create_config_map(
@@ -87,15 +65,6 @@ where
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("patch");
-}
-
-fn cached_names(subscription: &Subscription) -> Vec<String> {
-    subscription
-        .cache()
-        .list(None, &LabelSelector::everything())
-        .iter()
-        .map(|o| o.key().to_string())
-        .collect()
 }
 
 /// Since the last accounting reset, the server answered no list of `resource` and sent

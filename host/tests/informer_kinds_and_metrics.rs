@@ -8,25 +8,19 @@
 //! No assertion is about speed: waits poll a condition with a generous bound that only proves
 //! the condition is reached at all.
 
-use std::sync::Arc;
-
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
-use kube::{Api, Client};
-use prometheus_client::registry::Registry;
 use serde_json::json;
 use trellis_devcluster::DevCluster;
 use trellis_host::cache::ObjectKey;
-use trellis_host::informer::{
-    InformerOptions, Informers, Priority, Role, Subscription, WatchConfig,
-};
-use trellis_selector::LabelSelector;
+use trellis_host::informer::{InformerOptions, Priority};
 
-use support::cluster::devcluster;
-use support::keys::Sink;
+use support::cluster::{crd, create_crd, devcluster};
+use support::informers::{cached_names, informers, subscribe};
 use support::metrics::{CONFIGMAP_KIND, configmap_sample, metrics_text, sample};
 use support::wait::eventually;
 
@@ -36,52 +30,17 @@ async fn cluster() -> DevCluster {
     devcluster(&["default", "a", "b"]).await
 }
 
-fn informers(client: Client) -> (Informers, Registry) {
-    let mut registry = Registry::default();
-    let informers = Informers::new(client, &mut registry, InformerOptions::default());
-    (informers, registry)
-}
-
-async fn subscribe(informers: &Informers, yaml: &str) -> (Subscription, Arc<Sink>) {
-    let config: WatchConfig = serde_norway::from_str(yaml).expect("test config parses");
-    let sink = Arc::new(Sink::default());
-    let subscription = informers
-        .subscribe("p", &config, Role::Primary, sink.clone())
-        .await
-        .expect("subscribes");
-    subscription.wait_synced().await.expect("syncs");
-    (subscription, sink)
-}
-
-fn cached_names(subscription: &Subscription) -> Vec<String> {
-    subscription
-        .cache()
-        .list(None, &LabelSelector::everything())
-        .iter()
-        .map(|o| o.key().to_string())
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Custom resources
 
 fn widget_crd() -> CustomResourceDefinition {
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{
-                "name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"color": {"type": "string"}}}
-                }}},
-                "selectableFields": [{"jsonPath": ".spec.color"}]
-            }]
-        }
-    }))
-    .unwrap()
+    let version = json!({
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"color": {"type": "string"}}}
+        }}},
+        "selectableFields": [{"jsonPath": ".spec.color"}]
+    });
+    crd("example.com", "Widget", "widgets", version)
 }
 
 async fn create_widget(api: &Api<DynamicObject>, name: &str, color: &str) {
@@ -101,19 +60,17 @@ async fn create_widget(api: &Api<DynamicObject>, name: &str, color: &str) {
 async fn a_custom_resource_kind_is_resolved_by_discovery_filtered_and_indexed() {
     let cluster = cluster().await;
     let client = cluster.client().unwrap();
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &widget_crd())
-        .await
-        .expect("create CRD");
+    create_crd(&client, &widget_crd()).await;
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"));
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "a", &resource);
     create_widget(&widgets, "small", "red").await;
     create_widget(&widgets, "big", "blue").await;
     create_widget(&widgets, "tiny", "red").await;
 
-    let (informers, _registry) = informers(client.clone());
+    let (informers, _registry) = informers(client.clone(), InformerOptions::default());
     let (all, all_sink) = subscribe(
         &informers,
+        "p",
         "apiVersion: example.com/v1\nkind: Widget\nnamespaces: [a]\nindexes: [{name: color, path: spec.color}]\n",
     )
     .await;
@@ -145,6 +102,7 @@ async fn a_custom_resource_kind_is_resolved_by_discovery_filtered_and_indexed() 
     cluster.reset_accounting();
     let (blue, _) = subscribe(
         &informers,
+        "p",
         "apiVersion: example.com/v1\nkind: Widget\nnamespaces: [a]\nfieldSelector: spec.color=blue\n",
     )
     .await;
@@ -183,9 +141,10 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
             .await
             .unwrap();
     }
-    let (informers, registry) = informers(client.clone());
+    let (informers, registry) = informers(client.clone(), InformerOptions::default());
     let (subscription, _) = subscribe(
         &informers,
+        "p",
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\n",
     )
     .await;

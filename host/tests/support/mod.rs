@@ -1,7 +1,8 @@
 //! What the integration tests of `trellis-host` share, one concept a module. A test file takes
 //! the whole of it with `mod support;`; a benchmark or another support module takes only the
-//! module it needs with `#[path = ".../support/<module>.rs"] mod <module>;`, which is why no
-//! module here refers to another.
+//! module it needs with `#[path = ".../support/<module>.rs"] mod <module>;`, which is why the
+//! modules taken that way (components, configmap_cache, read_only_host, runtime) refer to no
+//! other.
 //!
 //! Test code only: nothing here belongs in the library (none of it is a behaviour of the host).
 
@@ -10,6 +11,7 @@
 pub mod cluster;
 pub mod components;
 pub mod configmap_cache;
+pub mod informers;
 pub mod keys;
 pub mod metrics;
 pub mod read_only_host;
