@@ -97,6 +97,26 @@ pub fn defaulted_namespaces(prefix: &str, count: usize) -> String {
         .collect()
 }
 
+/// Waits (up to [`PATIENCE`] each) until every one of `defaulted_namespaces(prefix, count)`
+/// has the quota round `last` asked it for.
+pub async fn until_quotas_of_round(client: &kube::Client, prefix: &str, count: usize, last: usize) {
+    for i in 0..count {
+        let namespace = format!("{prefix}-{i}");
+        let wanted = quota_pods(last, i);
+        until(
+            &format!("{namespace}'s quota at pods={wanted}"),
+            PATIENCE,
+            || async {
+                let quota = quota(client, &namespace).await?;
+                hard(&quota)
+                    .contains(&("pods".to_string(), wanted.clone()))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+}
+
 /// The `pods` quota round `round` asks of the `i`th of [`defaulted_namespaces`]: distinct for
 /// every round and namespace, so a stale answer is never mistaken for the last one.
 pub fn quota_pods(round: usize, i: usize) -> String {

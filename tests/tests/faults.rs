@@ -7,7 +7,9 @@ use std::time::Duration;
 use trellis_devcluster::FaultRule;
 use trellis_e2e::cluster::Cluster;
 use trellis_e2e::host::Host;
-use trellis_e2e::objects::{annotate_namespace, defaulted_namespaces, hard, quota, quota_pods};
+use trellis_e2e::objects::{
+    annotate_namespace, defaulted_namespaces, hard, quota, quota_pods, until_quotas_of_round,
+};
 use trellis_e2e::wait::{PATIENCE, until};
 use trellis_e2e::{init_logging, metrics};
 use trellis_host::ops::dev::DEV_CONFIG;
@@ -72,21 +74,7 @@ async fn a_burst_of_updates_through_dropped_watches_expired_history_and_errors_e
     cluster.server.clear_faults();
 
     let last = ROUNDS - 1;
-    for i in 0..NAMESPACES {
-        let namespace = format!("load-{i}");
-        let wanted = quota_pods(last, i);
-        until(
-            &format!("{namespace}'s quota at pods={wanted}"),
-            PATIENCE,
-            || async {
-                let quota = quota(client, &namespace).await?;
-                hard(&quota)
-                    .contains(&("pods".to_string(), wanted.clone()))
-                    .then_some(())
-            },
-        )
-        .await;
-    }
+    until_quotas_of_round(client, "load", NAMESPACES, last).await;
     // Exactly as without faults: the default quota with the last override, nothing else.
     for i in 0..NAMESPACES {
         let mut resources = hard(&quota(client, &format!("load-{i}")).await.unwrap());

@@ -17,8 +17,8 @@ use trellis_e2e::cluster::Cluster;
 use trellis_e2e::host::{Host, LEASE_DURATION, RETRY_PERIOD, elected};
 use trellis_e2e::init_logging;
 use trellis_e2e::objects::{
-    annotate_namespace, defaulted_namespaces, enable_defaults, hard, quota, quota_pods,
-    until_policy,
+    annotate_namespace, defaulted_namespaces, enable_defaults, quota_pods, until_policy,
+    until_quotas_of_round,
 };
 use trellis_e2e::wait::{PATIENCE, until};
 use trellis_host::manager::PluginPhase;
@@ -293,21 +293,7 @@ async fn replicas_never_write_at_once_through_a_release_and_a_crash_and_take_ove
     // Nothing was lost across the two handovers: every namespace ends at its last quota.
     stop_churn.send(()).expect("the churn runs");
     let last = churning.await.expect("the churn task");
-    for i in 0..CHURN {
-        let namespace = format!("churn-{i}");
-        let wanted = quota_pods(last, i);
-        until(
-            &format!("{namespace}'s quota at pods={wanted}"),
-            PATIENCE,
-            || async {
-                let quota = quota(&cluster.client, &namespace).await?;
-                hard(&quota)
-                    .contains(&("pods".to_string(), wanted.clone()))
-                    .then_some(())
-            },
-        )
-        .await;
-    }
+    until_quotas_of_round(&cluster.client, "churn", CHURN, last).await;
     let lease = kube::Api::<Lease>::namespaced(cluster.client.clone(), "default")
         .get("trellis")
         .await
