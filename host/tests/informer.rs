@@ -27,7 +27,7 @@ use trellis_host::informer::{
 };
 
 use support::cluster::devcluster;
-use support::informers::{cached_names, informers, subscribe, watch};
+use support::informers::{cached_names, informers, subscribe, watch, watching};
 use support::keys::Sink;
 use support::metrics::{configmap_sample, metrics_text};
 use support::wait::eventually;
@@ -100,11 +100,9 @@ async fn scoping_sends_only_matching_objects_and_follows_objects_in_and_out() {
     cluster.seed_pods("a", 300).unwrap();
     cluster.seed_pods("b", 300).unwrap();
     cluster.reset_accounting();
-    let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
     // app-3 is i % 20 == 3, node-003 is i % 50 == 3: i % 100 == 3, three Pods per 300.
-    let (subscription, sink) = subscribe(
-        &informers,
-        "p",
+    let (_informers, _registry, subscription, sink) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: Pod\nnamespaces: [c, a]\nlabelSelector: app=app-3\nfieldSelector: spec.nodeName=node-003\n",
     )
     .await;
@@ -246,10 +244,8 @@ async fn a_dropped_watch_resumes_from_its_resource_version_without_relisting() {
     for i in 0..5 {
         create_config_map(&api, &format!("cm-{i}"), json!({}), json!({})).await;
     }
-    let (informers, registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (subscription, sink) = subscribe(
-        &informers,
-        "p",
+    let (_informers, registry, subscription, sink) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\n",
     )
     .await;
@@ -293,10 +289,8 @@ async fn expired_history_relists_and_converges_with_no_ghost_and_nothing_missing
     for i in 0..10 {
         create_config_map(&api, &format!("cm-{i}"), json!({}), json!({"v": "1"})).await;
     }
-    let (informers, registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (subscription, sink) = subscribe(
-        &informers,
-        "p",
+    let (_informers, registry, subscription, sink) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\n",
     )
     .await;
@@ -789,13 +783,7 @@ fn a_hundred_subscription_cycles_leave_tasks_and_cache_memory_at_baseline() {
 async fn indexes_follow_updates_that_change_the_indexed_field_and_deletes() {
     let cluster = cluster().await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client().unwrap(), "a");
-    let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (subscription, _) = subscribe(
-        &informers,
-        "p",
-        "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\nindexes: [{name: team, path: data.team}]\n",
-    )
-    .await;
+    let (_informers, _registry, subscription, _) = watching(cluster.client().unwrap(), "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\nindexes: [{name: team, path: data.team}]\n").await;
     let owner = |uid: &str| json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": uid, "controller": true}]}});
     create_config_map(
         &api,
@@ -925,10 +913,8 @@ async fn resync_replays_the_cache_at_low_priority_without_asking_the_server() {
     let cluster = cluster().await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client().unwrap(), "a");
     create_config_map(&api, "cm", json!({}), json!({})).await;
-    let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (_subscription, sink) = subscribe(
-        &informers,
-        "p",
+    let (informers, _registry, _subscription, sink) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\nresyncSeconds: 1\n",
     )
     .await;
@@ -966,10 +952,8 @@ async fn resync_replays_the_cache_at_low_priority_without_asking_the_server() {
 async fn the_cache_keeps_objects_compact_and_as_transformed() {
     let cluster = cluster().await;
     cluster.seed_pods("a", 50).unwrap();
-    let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (full, _) = subscribe(
-        &informers,
-        "p",
+    let (informers, _registry, full, _) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: Pod\nnamespaces: [a]\ntransform: {keepManagedFields: true}\n",
     )
     .await;

@@ -17,10 +17,10 @@ use kube::api::{
 use serde_json::json;
 use trellis_devcluster::DevCluster;
 use trellis_host::cache::ObjectKey;
-use trellis_host::informer::{InformerOptions, Priority};
+use trellis_host::informer::Priority;
 
 use support::cluster::{crd, create_crd, devcluster};
-use support::informers::{cached_names, informers, subscribe};
+use support::informers::{cached_names, subscribe, watching};
 use support::metrics::{CONFIGMAP_KIND, configmap_sample, metrics_text, sample};
 use support::wait::eventually;
 
@@ -67,13 +67,7 @@ async fn a_custom_resource_kind_is_resolved_by_discovery_filtered_and_indexed() 
     create_widget(&widgets, "big", "blue").await;
     create_widget(&widgets, "tiny", "red").await;
 
-    let (informers, _registry) = informers(client.clone(), InformerOptions::default());
-    let (all, all_sink) = subscribe(
-        &informers,
-        "p",
-        "apiVersion: example.com/v1\nkind: Widget\nnamespaces: [a]\nindexes: [{name: color, path: spec.color}]\n",
-    )
-    .await;
+    let (informers, _registry, all, all_sink) = watching(client.clone(), "apiVersion: example.com/v1\nkind: Widget\nnamespaces: [a]\nindexes: [{name: color, path: spec.color}]\n").await;
     assert_eq!(cached_names(&all), ["a/big", "a/small", "a/tiny"]);
     let red: Vec<String> = all
         .cache()
@@ -141,10 +135,8 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
             .await
             .unwrap();
     }
-    let (informers, registry) = informers(client.clone(), InformerOptions::default());
-    let (subscription, _) = subscribe(
-        &informers,
-        "p",
+    let (_informers, registry, subscription, _) = watching(
+        client.clone(),
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\n",
     )
     .await;

@@ -50,3 +50,15 @@ pub fn cached_names(subscription: &Subscription) -> Vec<String> {
         .map(|o| o.key().to_string())
         .collect()
 }
+
+/// Informers of the default options on `client`, with plugin `p` subscribed to the watch in
+/// `yaml`: the informers (to subscribe more), their registry, the synced subscription and the
+/// sink recording its keys.
+pub async fn watching(
+    client: Client,
+    yaml: &str,
+) -> (Informers, Registry, Subscription, Arc<Sink>) {
+    let (informers, registry) = informers(client, InformerOptions::default());
+    let (subscription, sink) = subscribe(&informers, "p", yaml).await;
+    (informers, registry, subscription, sink)
+}
