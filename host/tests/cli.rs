@@ -608,6 +608,15 @@ impl TestCluster {
         self.runtime.block_on(self.server.stop());
     }
 
+    /// Asserts the lease has no holder (its holder released it).
+    fn assert_lease_released(&self) {
+        let lease = self.lease();
+        assert!(
+            lease.holder_identity.as_deref().unwrap_or("").is_empty(),
+            "the lease was not released: {lease:?}"
+        );
+    }
+
     /// The lease's spec.
     fn lease(&self) -> k8s_openapi::api::coordination::v1::LeaseSpec {
         use k8s_openapi::api::coordination::v1::Lease;
@@ -788,9 +797,13 @@ fn flood(count: u32) -> serde_json::Value {
     serde_json::json!({"mode": "host-call-flood", "call": "apply", "count": count.to_string()})
 }
 
-/// Runs `identity` until every load object's flood ConfigMap shows `count`, then stops it
-/// with SIGTERM (exit 0): nothing the first run left behind is stranded.
-fn converge_with_a_second_run(cluster: &TestCluster, identity: &str, count: u32) {
+/// Changes every load object to flood `count` ConfigMaps while no host runs, then runs
+/// `identity` until every flood ConfigMap shows `count` and stops it with SIGTERM (exit 0):
+/// nothing the first run left behind is stranded.
+fn change_all_and_converge_with_a_second_run(cluster: &TestCluster, identity: &str, count: u32) {
+    for i in 0..LOAD_OBJECTS {
+        cluster.set_data(&format!("job-{i}"), flood(count));
+    }
     let (_dir, path) = config_dir(&load_config(identity, 30, 4));
     let mut run = start_run(&path, cluster);
     run.ops_address();
@@ -847,11 +860,7 @@ fn sigterm_while_keys_are_held_lets_them_finish_releases_the_lease_and_strands_n
         "{}",
         run.output()
     );
-    let lease = cluster.lease();
-    assert!(
-        lease.holder_identity.as_deref().unwrap_or("").is_empty(),
-        "the lease was not released: {lease:?}"
-    );
+    cluster.assert_lease_released();
     // What finished was written: as many flood ConfigMaps as keys finished (at least).
     let written = (0..LOAD_OBJECTS)
         .filter(|i| cluster.config_map(&format!("job-{i}-flood")).is_some())
@@ -864,10 +873,7 @@ fn sigterm_while_keys_are_held_lets_them_finish_releases_the_lease_and_strands_n
     // Every object changes while no host runs; a second run converges all of them, the
     // ones the first never got to included.
     cluster.server.clear_faults();
-    for i in 0..LOAD_OBJECTS {
-        cluster.set_data(&format!("job-{i}"), flood(2));
-    }
-    converge_with_a_second_run(&cluster, "run-2", 2);
+    change_all_and_converge_with_a_second_run(&cluster, "run-2", 2);
     cluster.stop();
 }
 
@@ -888,17 +894,10 @@ fn sigterm_past_the_shutdown_deadline_cancels_and_names_the_held_keys_and_strand
         .iter()
         .any(|record| record.to_string().contains("job-"));
     assert!(named, "the cancelled keys are not named: {cancelled:?}");
-    let lease = cluster.lease();
-    assert!(
-        lease.holder_identity.as_deref().unwrap_or("").is_empty(),
-        "the lease was not released: {lease:?}"
-    );
+    cluster.assert_lease_released();
 
     // The objects are fixed; the next run reconciles every one, the cancelled ones included.
-    for i in 0..LOAD_OBJECTS {
-        cluster.set_data(&format!("job-{i}"), flood(2));
-    }
-    converge_with_a_second_run(&cluster, "run-2", 2);
+    change_all_and_converge_with_a_second_run(&cluster, "run-2", 2);
     cluster.stop();
 }
 
