@@ -121,6 +121,13 @@ impl Fixture {
         )
     }
 
+    /// Plugin `web`'s host calls with [`WRITE_CONFIGMAPS`], reading `subscriptions`, on a
+    /// client that does not retry and with request timeout `timeout`.
+    fn web_without_retries(&self, subscriptions: &[&Subscription], timeout: Duration) -> HostCalls {
+        let client = self.client_without_retries();
+        self.host_with("web", WRITE_CONFIGMAPS, subscriptions, client, timeout)
+    }
+
     /// A client that does not retry 429/503/504, to see those answers.
     fn client_without_retries(&self) -> Client {
         let mut config = kube::Config::new(self.cluster.url().parse().unwrap());
@@ -578,13 +585,7 @@ async fn an_identical_apply_is_elided_but_a_removal_is_sent() {
 async fn a_failed_apply_forgets_its_intent() {
     let f = Fixture::start().await;
     let configmaps = f.web_configmaps().await;
-    let host = f.host_with(
-        "web",
-        WRITE_CONFIGMAPS,
-        &[&configmaps],
-        f.client_without_retries(),
-        DEFAULT_REQUEST_TIMEOUT,
-    );
+    let host = f.web_without_retries(&[&configmaps], DEFAULT_REQUEST_TIMEOUT);
     let object = applied("x", json!({}), json!({"k": "1"}));
     applied_and_cached(&host, &configmaps, &object).await;
     // A different intent fails on the server: the outcome is unknown to the host, so the
@@ -858,13 +859,7 @@ async fn invalid_writes_name_the_field_at_fault() {
 #[tokio::test]
 async fn server_errors_map_to_wit_codes_with_the_servers_message() {
     let f = Fixture::start().await;
-    let host = f.host_with(
-        "web",
-        WRITE_CONFIGMAPS,
-        &[],
-        f.client_without_retries(),
-        DEFAULT_REQUEST_TIMEOUT,
-    );
+    let host = f.web_without_retries(&[], DEFAULT_REQUEST_TIMEOUT);
     let object = applied("x", json!({}), json!({"k": "1"}));
     for (code, expected) in [
         (409, ErrorCode::Conflict),
@@ -925,13 +920,7 @@ async fn server_errors_map_to_wit_codes_with_the_servers_message() {
 #[tokio::test]
 async fn a_slow_server_is_cut_off_by_the_request_timeout() {
     let f = Fixture::start().await;
-    let host = f.host_with(
-        "web",
-        WRITE_CONFIGMAPS,
-        &[],
-        f.client_without_retries(),
-        Duration::from_millis(300),
-    );
+    let host = f.web_without_retries(&[], Duration::from_millis(300));
     // Discovery first, so the latency hits the write itself.
     host.apply(&applied("x", json!({}), json!({})), true)
         .await
