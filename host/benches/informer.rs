@@ -32,6 +32,9 @@ use trellis_devcluster::{DevCluster, DevClusterOptions};
 use trellis_host::cache::ObjectKey;
 use trellis_host::informer::{InformerOptions, Informers, KeySink, Priority, Role, WatchConfig};
 
+#[path = "../tests/support/runtime.rs"]
+mod runtime;
+
 struct Counting;
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
@@ -121,11 +124,7 @@ fn parent() {
     let seconds = env("INFORMER_BENCH_SECONDS", 10);
     let rate = env("INFORMER_BENCH_RATE", 500);
     let rounds = env("INFORMER_BENCH_ROUNDS", 3);
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server = runtime::multi_thread(2);
     let cluster = server.block_on(async {
         DevCluster::start(DevClusterOptions {
             namespaces: vec![NAMESPACE.into(), "latency".into(), "default".into()],
@@ -221,11 +220,7 @@ fn latency_section(cluster: &DevCluster, rate: usize, seconds: usize, rounds: us
         "| consumer | keys | write-to-enqueue median | p99 | max | informer handling per event |"
     );
     println!("|---|---|---|---|---|---|");
-    let host = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let host = runtime::multi_thread(2);
     host.block_on(async {
         let client = cluster.client().unwrap();
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "latency");
@@ -489,11 +484,7 @@ fn status_kib(field: &str) -> usize {
 }
 
 fn child(variant: &str, url: &str, pods: usize) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime::multi_thread(2);
     let result = runtime.block_on(async {
         let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
         // Warm the client (connection, TLS-free HTTP) so it is not counted.

@@ -12,62 +12,34 @@
 //! Run: `cargo bench -p trellis-host --bench sandbox` (results in docs/benchmarks/sandbox.md).
 
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use serde_json::json;
 use trellis_host::sandbox::{
-    Action, Budgets, EngineConfig, ErrorCode, EventType, Gvk, HostError, ObjectKey, Outcome,
-    Plugin, PluginHost, ReconcileRequest, ReusedInstance, Sandbox, async_trait,
+    Action, EngineConfig, Gvk, HostError, ObjectKey, Outcome, Plugin, PluginHost, ReconcileRequest,
+    ReusedInstance, Sandbox, async_trait,
 };
 
-/// A host with an empty cache that refuses writes: the `ok` mode calls none of it.
+#[path = "../tests/support/components.rs"]
+mod components;
+#[path = "../tests/support/read_only_host.rs"]
+mod read_only_host;
+
+use components::load_on;
+use read_only_host::{Lists, ReadOnly, Reads};
+
+/// A host with an empty cache that refuses writes (`ReadOnly`): the `ok` mode calls none of it.
 struct EmptyHost;
 
-fn refused() -> HostError {
-    HostError::new(ErrorCode::Forbidden, "benchmark host")
-}
-
 #[async_trait]
-impl PluginHost for EmptyHost {
+impl Reads for EmptyHost {
+    const REFUSAL: &'static str = "benchmark host";
+    const LISTS: Lists = Lists::Empty;
+
     async fn get(&self, _: &Gvk, _: &ObjectKey) -> Result<Option<String>, HostError> {
         Ok(None)
-    }
-    async fn list(
-        &self,
-        _: &Gvk,
-        _: Option<&str>,
-        _: Option<&str>,
-        _: u64,
-    ) -> Result<Vec<String>, HostError> {
-        Ok(Vec::new())
-    }
-    async fn lookup(&self, _: &Gvk, _: &str, _: &str, _: u64) -> Result<Vec<String>, HostError> {
-        Ok(Vec::new())
-    }
-    async fn apply(&self, _: &str, _: bool) -> Result<String, HostError> {
-        Err(refused())
-    }
-    async fn patch_status(&self, _: &Gvk, _: &ObjectKey, _: &str) -> Result<String, HostError> {
-        Err(refused())
-    }
-    async fn create(&self, _: &str) -> Result<String, HostError> {
-        Err(refused())
-    }
-    async fn delete(&self, _: &Gvk, _: &ObjectKey) -> Result<(), HostError> {
-        Err(refused())
-    }
-    async fn emit_event(
-        &self,
-        _: &Gvk,
-        _: &ObjectKey,
-        _: EventType,
-        _: &str,
-        _: &str,
-    ) -> Result<(), HostError> {
-        Err(refused())
     }
 }
 
@@ -189,18 +161,11 @@ fn setup() -> Setup {
         .build()
         .unwrap();
     let sandbox = Sandbox::new(EngineConfig::default()).unwrap();
-    let component = &trellis_plugin_bundle::MISBEHAVE;
-    let plugin = sandbox
-        .load_file(
-            component.name,
-            Path::new(component.path),
-            Budgets::default(),
-        )
-        .unwrap();
+    let plugin = load_on(&sandbox, &trellis_plugin_bundle::MISBEHAVE);
     Setup {
         runtime,
         plugin,
-        host: Arc::new(EmptyHost),
+        host: Arc::new(ReadOnly(EmptyHost)),
     }
 }
 

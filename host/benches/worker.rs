@@ -29,24 +29,32 @@
 //! load hits all alike. Results are printed as markdown tables.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use serde_json::json;
-use serde_json::value::RawValue;
-use trellis_host::cache::{self, Cache, JsonText, Metadata};
+use trellis_host::cache::{self, Cache};
 use trellis_host::informer::{KeySink, Priority};
 use trellis_host::queue::{self, QueueConfig, QueueMetrics, WorkQueue};
-use trellis_host::sandbox::{
-    self, Budgets, EngineConfig, ErrorCode, EventType, HostError, Plugin, PluginHost, Sandbox,
-    async_trait,
-};
+use trellis_host::sandbox::{self, Budgets, EngineConfig, HostError, Plugin, Sandbox, async_trait};
 use trellis_host::worker::{
     DedicatedRuntime, GuestExecutor, Nice, Pool, PoolConfig, PoolSpec, Target, WorkerMetrics,
 };
+
+#[path = "../tests/support/components.rs"]
+mod components;
+#[path = "../tests/support/configmap_cache.rs"]
+mod configmap_cache;
+#[path = "../tests/support/read_only_host.rs"]
+mod read_only_host;
+#[path = "../tests/support/runtime.rs"]
+mod runtime;
+
+use components::load_as;
+use configmap_cache::{cached_json, configmap_cache, put_configmap};
+use read_only_host::{ReadOnly, Reads};
 
 const EVENT_INTERVAL: Duration = Duration::from_millis(5);
 const RUNTIME_THREADS: usize = 2;
@@ -59,31 +67,21 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn put(cache: &Cache, name: &str, data: serde_json::Value) {
-    let text = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"namespace": "bench", "name": name, "uid": format!("uid-{name}"),
-                     "resourceVersion": "1"},
-        "data": data,
-    })
-    .to_string();
-    let raw: &RawValue = serde_json::from_str(&text).unwrap();
-    let meta = Metadata::parse(&text).unwrap();
-    cache.upsert(cache.build(raw, meta, JsonText::from(text.clone())));
+    put_configmap(cache, "bench", name, data);
 }
 
-/// Reads from the cache; records when each probe key's guest first calls in.
+/// Reads from the cache; records when each probe key's guest first calls in. Writes are
+/// refused (`ReadOnly`): the benchmark's plugins only read.
 struct BenchHost {
     cache: Arc<Cache>,
     sent: Mutex<HashMap<String, Instant>>,
     reacted: Mutex<Vec<Duration>>,
 }
 
-fn refused() -> HostError {
-    HostError::new(ErrorCode::Forbidden, "reads only")
-}
-
 #[async_trait]
-impl PluginHost for BenchHost {
+impl Reads for BenchHost {
+    const REFUSAL: &'static str = "reads only";
+
     async fn get(
         &self,
         _: &sandbox::Gvk,
@@ -93,54 +91,31 @@ impl PluginHost for BenchHost {
         if let Some(sent) = self.sent.lock().remove(&key.name) {
             self.reacted.lock().push(now - sent);
         }
-        let key = cache::ObjectKey::new(key.namespace.as_deref(), &key.name);
-        Ok(self.cache.get(&key).map(|o| o.json().as_str().to_string()))
+        Ok(cached_json(&self.cache, key))
     }
-    async fn list(
-        &self,
-        _: &sandbox::Gvk,
-        _: Option<&str>,
-        _: Option<&str>,
-        _: u64,
-    ) -> Result<Vec<String>, HostError> {
-        Err(refused())
-    }
-    async fn lookup(
-        &self,
-        _: &sandbox::Gvk,
-        _: &str,
-        _: &str,
-        _: u64,
-    ) -> Result<Vec<String>, HostError> {
-        Err(refused())
-    }
-    async fn apply(&self, _: &str, _: bool) -> Result<String, HostError> {
-        Err(refused())
-    }
-    async fn patch_status(
-        &self,
-        _: &sandbox::Gvk,
-        _: &sandbox::ObjectKey,
-        _: &str,
-    ) -> Result<String, HostError> {
-        Err(refused())
-    }
-    async fn create(&self, _: &str) -> Result<String, HostError> {
-        Err(refused())
-    }
-    async fn delete(&self, _: &sandbox::Gvk, _: &sandbox::ObjectKey) -> Result<(), HostError> {
-        Err(refused())
-    }
-    async fn emit_event(
-        &self,
-        _: &sandbox::Gvk,
-        _: &sandbox::ObjectKey,
-        _: EventType,
-        _: &str,
-        _: &str,
-    ) -> Result<(), HostError> {
-        Err(refused())
-    }
+}
+
+/// What every run starts from: worker and queue metrics, an empty ConfigMap cache and the
+/// host over it.
+fn world() -> (
+    WorkerMetrics,
+    QueueMetrics,
+    Arc<Cache>,
+    Arc<ReadOnly<BenchHost>>,
+) {
+    let mut registry = Registry::default();
+    let cache = Arc::new(configmap_cache());
+    let host = Arc::new(ReadOnly(BenchHost {
+        cache: cache.clone(),
+        sent: Mutex::new(HashMap::new()),
+        reacted: Mutex::new(Vec::new()),
+    }));
+    (
+        WorkerMetrics::register(&mut registry),
+        QueueMetrics::register(&mut registry),
+        cache,
+        host,
+    )
 }
 
 struct Plugins {
@@ -149,10 +124,7 @@ struct Plugins {
 }
 
 fn load(sandbox: &Sandbox, name: &str, budgets: Budgets) -> Plugin {
-    let c = &trellis_plugin_bundle::MISBEHAVE;
-    sandbox
-        .load_bytes(name, Path::new(c.path), c.wasm, budgets)
-        .unwrap_or_else(|e| panic!("{e}"))
+    load_as(sandbox, name, &trellis_plugin_bundle::MISBEHAVE, budgets)
 }
 
 /// A queue retrying at once: loopers go straight back to spinning.
@@ -165,11 +137,7 @@ fn eager_queue(plugin: &str, metrics: &QueueMetrics) -> WorkQueue<queue::ObjectK
 }
 
 fn host_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(RUNTIME_THREADS)
-        .enable_all()
-        .build()
-        .unwrap()
+    runtime::multi_thread(RUNTIME_THREADS)
 }
 
 /// The executors compared: the host runtime; one dedicated runtime shared by every plugin;
@@ -205,15 +173,7 @@ fn latency_run(plugins: &Plugins, executor_name: &str, loopers: usize, seconds: 
     let runtime = host_runtime();
     let executor = executor(executor_name);
     runtime.block_on(async {
-        let mut registry = Registry::default();
-        let metrics = WorkerMetrics::register(&mut registry);
-        let queue_metrics = QueueMetrics::register(&mut registry);
-        let cache = Arc::new(Cache::new(cache::Gvk::new("", "v1", "ConfigMap"), vec![]));
-        let host = Arc::new(BenchHost {
-            cache: cache.clone(),
-            sent: Mutex::new(HashMap::new()),
-            reacted: Mutex::new(Vec::new()),
-        });
+        let (metrics, queue_metrics, cache, host) = world();
         let start = |plugin: &Plugin, workers| {
             let spec = PoolSpec {
                 target: Target {
@@ -302,15 +262,7 @@ fn throughput_run(plugin: &Plugin, executor_name: &str, keys: usize) -> f64 {
     let runtime = host_runtime();
     let executor = executor(executor_name);
     runtime.block_on(async {
-        let mut registry = Registry::default();
-        let metrics = WorkerMetrics::register(&mut registry);
-        let queue_metrics = QueueMetrics::register(&mut registry);
-        let cache = Arc::new(Cache::new(cache::Gvk::new("", "v1", "ConfigMap"), vec![]));
-        let host = Arc::new(BenchHost {
-            cache: cache.clone(),
-            sent: Mutex::new(HashMap::new()),
-            reacted: Mutex::new(Vec::new()),
-        });
+        let (metrics, queue_metrics, cache, host) = world();
         let queue = eager_queue(plugin.name(), &queue_metrics);
         for n in 0..keys {
             let name = format!("cm-{n}");

@@ -112,7 +112,7 @@ impl Drop for Dev {
 
 impl Dev {
     fn start(state: &Path) -> Dev {
-        let mut child = Command::new(TRELLIS)
+        let child = Command::new(TRELLIS)
             .args(["dev", "--progress", "plain", "--state-dir"])
             .arg(state)
             .env("RUST_LOG", "warn")
@@ -121,15 +121,25 @@ impl Dev {
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting trellis dev");
+        Dev::reading(child)
+    }
+
+    /// Follows `child`'s output: every line of its piped stdout and stderr, in the order the
+    /// reader threads receive them (a thread a stream, so neither pipe fills and blocks it).
+    fn reading(mut child: Child) -> Dev {
         let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+        for stream in [stdout, stderr].into_iter().flatten() {
             let tx = tx.clone();
             std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     if tx.send(line).is_err() {
                         break;
                     }
@@ -168,25 +178,8 @@ impl Dev {
 
     /// Ctrl-C, then the exit status.
     fn interrupt(mut self) -> (Option<i32>, Vec<String>) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + PATIENCE;
-        let code = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "trellis dev did not stop after Ctrl-C"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
+        self.signal("INT");
+        let code = self.exit_code();
         (code, std::mem::take(&mut self.seen))
     }
 }
@@ -446,23 +439,9 @@ fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
 
 #[test]
 fn run_reconciles_serves_health_and_metrics_and_stops_on_sigterm_releasing_the_lease() {
-    use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::networking::v1::NetworkPolicy;
-    use trellis_devcluster::{DevCluster, DevClusterOptions};
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fixtures = tempfile::tempdir().unwrap();
-    let (cluster, client) = runtime.block_on(async {
-        let cluster = DevCluster::start(DevClusterOptions::default())
-            .await
-            .unwrap();
-        let client = cluster.client().unwrap();
-        let path = trellis_host::ops::dev::write_default_fixtures(fixtures.path()).unwrap();
-        trellis_host::ops::dev::seed_fixtures(&cluster, &client, &path)
-            .await
-            .unwrap();
-        (cluster, client)
-    });
+    let cluster = TestCluster::with_dev_fixtures();
     let config = format!(
         "host:\n  metricsAddress: 127.0.0.1:0\n  shutdownTimeoutSeconds: 5\n  leaderElection:\n    \
          leaseName: trellis\n    leaseNamespace: default\n    identity: cli-test\n    \
@@ -470,38 +449,9 @@ fn run_reconciles_serves_health_and_metrics_and_stops_on_sigterm_releasing_the_l
         trellis_host::ops::config::DEV_CONFIG
     );
     let (_dir, path) = config_dir(&config);
-    let mut child = Command::new(TRELLIS)
-        .args(["--log-format", "json", "run", "-c"])
-        .arg(&path)
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut run = Dev {
-        child,
-        lines,
-        seen: Vec::new(),
-    };
+    let mut run = start_run(&path, &cluster);
     // JSON logs: the bound address is a field of the server's start line.
-    let serving = run.line_with("serving /metrics");
-    let record: serde_json::Value = serde_json::from_str(&serving).expect("a JSON log line");
-    let address = record["address"]
-        .as_str()
-        .expect("address field")
-        .to_string();
+    let address = run.ops_address();
 
     let readiness =
         eventually(|| http_get(&address, "/readyz?verbose").filter(|(code, _)| *code == 200));
@@ -512,9 +462,10 @@ fn run_reconciles_serves_health_and_metrics_and_stops_on_sigterm_releasing_the_l
     );
     assert_eq!(http_get(&address, "/healthz").map(|(c, _)| c), Some(200));
     eventually(|| {
-        runtime
+        cluster
+            .runtime
             .block_on(
-                kube::Api::<NetworkPolicy>::namespaced(client.clone(), "team-a")
+                kube::Api::<NetworkPolicy>::namespaced(cluster.client.clone(), "team-a")
                     .get_opt("trellis-default-deny"),
             )
             .unwrap()
@@ -529,36 +480,15 @@ fn run_reconciles_serves_health_and_metrics_and_stops_on_sigterm_releasing_the_l
         "{metrics}"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &run.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + PATIENCE;
-    let code = loop {
-        if let Some(status) = run.child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "trellis run did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    while let Ok(line) = run.lines.recv_timeout(Duration::from_secs(2)) {
-        run.seen.push(line);
-    }
-    assert_eq!(code, Some(0), "{}", run.seen.join("\n"));
-    let lease = runtime
-        .block_on(kube::Api::<Lease>::namespaced(client.clone(), "default").get("trellis"))
-        .unwrap();
-    let spec = lease.spec.unwrap();
+    run.signal("TERM");
+    assert_eq!(run.exit_code(), Some(0), "{}", run.output());
+    let spec = cluster.lease();
     let released = spec.holder_identity.as_deref().unwrap_or("").is_empty()
         || spec.lease_duration_seconds == Some(1);
     assert!(released, "the lease was not released: {spec:?}");
     // Every request named this replica: its writes in the server's log carry its User-Agent.
     let agent = trellis_host::ops::cli::user_agent("cli-test");
-    let writes = cluster.writes();
+    let writes = cluster.server.writes();
     let lease_writes: Vec<_> = writes
         .iter()
         .filter(|w| w.resource == "leases.coordination.k8s.io")
@@ -572,7 +502,7 @@ fn run_reconciles_serves_health_and_metrics_and_stops_on_sigterm_releasing_the_l
     for write in lease_writes.iter().chain(&plugin_writes) {
         assert_eq!(write.user_agent.as_bytes(), agent.as_bytes(), "{write:?}");
     }
-    runtime.block_on(cluster.stop());
+    cluster.stop();
 }
 
 /// The dev config beside the real example components, as `trellis dev` lays it out.
@@ -639,10 +569,23 @@ struct TestCluster {
 
 impl TestCluster {
     fn start(fixtures: &str) -> TestCluster {
+        TestCluster::seeded(|dir| {
+            let file = dir.join("fixtures.yaml");
+            std::fs::write(&file, fixtures).unwrap();
+            file
+        })
+    }
+
+    /// Seeded with the fixtures `trellis dev` writes by default.
+    fn with_dev_fixtures() -> TestCluster {
+        TestCluster::seeded(|dir| trellis_host::ops::dev::write_default_fixtures(dir).unwrap())
+    }
+
+    /// Seeded with the fixtures `write` puts into a fresh folder (it returns their path).
+    fn seeded(write: impl FnOnce(&Path) -> PathBuf) -> TestCluster {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("fixtures.yaml");
-        std::fs::write(&file, fixtures).unwrap();
+        let file = write(dir.path());
         let (server, client) = runtime.block_on(async {
             let server = trellis_devcluster::DevCluster::start(Default::default())
                 .await
@@ -663,6 +606,15 @@ impl TestCluster {
 
     fn stop(self) {
         self.runtime.block_on(self.server.stop());
+    }
+
+    /// Asserts the lease has no holder (its holder released it).
+    fn assert_lease_released(&self) {
+        let lease = self.lease();
+        assert!(
+            lease.holder_identity.as_deref().unwrap_or("").is_empty(),
+            "the lease was not released: {lease:?}"
+        );
     }
 
     /// The lease's spec.
@@ -701,7 +653,7 @@ impl TestCluster {
 
 /// `trellis --log-format json run -c <config> --kubeconfig <cluster's>`, stderr captured.
 fn start_run(config: &Path, cluster: &TestCluster) -> Dev {
-    let mut child = Command::new(TRELLIS)
+    let child = Command::new(TRELLIS)
         .args(["--log-format", "json", "run", "-c"])
         .arg(config)
         .arg("--kubeconfig")
@@ -712,20 +664,7 @@ fn start_run(config: &Path, cluster: &TestCluster) -> Dev {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, lines) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Dev {
-        child,
-        lines,
-        seen: Vec::new(),
-    }
+    Dev::reading(child)
 }
 
 impl Dev {
@@ -762,7 +701,8 @@ impl Dev {
             );
             std::thread::sleep(Duration::from_millis(50));
         };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+        // The pipes close with the process; the bound only covers a straggling reader.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(line);
         }
         code
@@ -857,9 +797,13 @@ fn flood(count: u32) -> serde_json::Value {
     serde_json::json!({"mode": "host-call-flood", "call": "apply", "count": count.to_string()})
 }
 
-/// Runs `identity` until every load object's flood ConfigMap shows `count`, then stops it
-/// with SIGTERM (exit 0): nothing the first run left behind is stranded.
-fn converge_with_a_second_run(cluster: &TestCluster, identity: &str, count: u32) {
+/// Changes every load object to flood `count` ConfigMaps while no host runs, then runs
+/// `identity` until every flood ConfigMap shows `count` and stops it with SIGTERM (exit 0):
+/// nothing the first run left behind is stranded.
+fn change_all_and_converge_with_a_second_run(cluster: &TestCluster, identity: &str, count: u32) {
+    for i in 0..LOAD_OBJECTS {
+        cluster.set_data(&format!("job-{i}"), flood(count));
+    }
     let (_dir, path) = config_dir(&load_config(identity, 30, 4));
     let mut run = start_run(&path, cluster);
     run.ops_address();
@@ -916,11 +860,7 @@ fn sigterm_while_keys_are_held_lets_them_finish_releases_the_lease_and_strands_n
         "{}",
         run.output()
     );
-    let lease = cluster.lease();
-    assert!(
-        lease.holder_identity.as_deref().unwrap_or("").is_empty(),
-        "the lease was not released: {lease:?}"
-    );
+    cluster.assert_lease_released();
     // What finished was written: as many flood ConfigMaps as keys finished (at least).
     let written = (0..LOAD_OBJECTS)
         .filter(|i| cluster.config_map(&format!("job-{i}-flood")).is_some())
@@ -933,10 +873,7 @@ fn sigterm_while_keys_are_held_lets_them_finish_releases_the_lease_and_strands_n
     // Every object changes while no host runs; a second run converges all of them, the
     // ones the first never got to included.
     cluster.server.clear_faults();
-    for i in 0..LOAD_OBJECTS {
-        cluster.set_data(&format!("job-{i}"), flood(2));
-    }
-    converge_with_a_second_run(&cluster, "run-2", 2);
+    change_all_and_converge_with_a_second_run(&cluster, "run-2", 2);
     cluster.stop();
 }
 
@@ -957,17 +894,10 @@ fn sigterm_past_the_shutdown_deadline_cancels_and_names_the_held_keys_and_strand
         .iter()
         .any(|record| record.to_string().contains("job-"));
     assert!(named, "the cancelled keys are not named: {cancelled:?}");
-    let lease = cluster.lease();
-    assert!(
-        lease.holder_identity.as_deref().unwrap_or("").is_empty(),
-        "the lease was not released: {lease:?}"
-    );
+    cluster.assert_lease_released();
 
     // The objects are fixed; the next run reconciles every one, the cancelled ones included.
-    for i in 0..LOAD_OBJECTS {
-        cluster.set_data(&format!("job-{i}"), flood(2));
-    }
-    converge_with_a_second_run(&cluster, "run-2", 2);
+    change_all_and_converge_with_a_second_run(&cluster, "run-2", 2);
     cluster.stop();
 }
 

@@ -7,9 +7,8 @@
 //! No assertion is about speed: waits poll a condition with a generous bound that only proves
 //! the condition is reached at all.
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::core::v1::ResourceQuota;
@@ -19,42 +18,27 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use trellis_devcluster::{DevCluster, DevClusterOptions, FaultRule};
+use trellis_devcluster::{DevCluster, FaultRule};
 use trellis_host::cache::{self, Cache};
 use trellis_host::hostcalls::{
     DEFAULT_REQUEST_TIMEOUT, HostCallMetrics, HostCalls, HostCallsConfig, Kinds, ReadableCaches,
 };
-use trellis_host::informer::{
-    InformerOptions, Informers, KeySink, Priority, Role, Subscription, WatchConfig,
-};
+use trellis_host::informer::{InformerOptions, Informers, Role, Subscription, WatchConfig};
 use trellis_host::permissions::Permissions;
 use trellis_host::sandbox::{
-    Action, Budgets, EngineConfig, ErrorCode, EventType, Gvk, HostError, ObjectKey, Outcome,
-    PluginHost, ReconcileRequest, Sandbox,
+    Action, EngineConfig, ErrorCode, EventType, Gvk, HostError, ObjectKey, Outcome, PluginHost,
+    ReconcileRequest, Sandbox,
 };
+
+use support::cluster::{crd, create_crd, devcluster};
+use support::components::load_on;
+use support::keys::NoKeys;
+use support::wait::eventually;
+
+mod support;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Polls `check` until it yields; panics naming `what` after a minute (never expected).
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-struct NoKeys;
-
-impl KeySink for NoKeys {
-    fn enqueue(&self, _: cache::ObjectKey, _: Priority) {}
-}
 
 /// A devcluster, informers on it, and the host-call metrics, in one registry.
 struct Fixture {
@@ -67,11 +51,7 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
-        let options = DevClusterOptions {
-            namespaces: ["default", "a", "b", "c"].map(str::to_string).to_vec(),
-            ..DevClusterOptions::default()
-        };
-        let cluster = DevCluster::start(options).await.expect("devcluster starts");
+        let cluster = devcluster(&["default", "a", "b", "c"]).await;
         let client = cluster.client().expect("client");
         let mut registry = Registry::default();
         let informers = Informers::new(client.clone(), &mut registry, InformerOptions::default());
@@ -83,6 +63,12 @@ impl Fixture {
             registry,
             metrics,
         }
+    }
+
+    /// Plugin `web`'s synced subscription to the ConfigMaps of namespace `a`.
+    async fn web_configmaps(&self) -> Subscription {
+        self.watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
+            .await
     }
 
     /// A synced subscription of `plugin` to the watch in `yaml`.
@@ -135,6 +121,13 @@ impl Fixture {
         )
     }
 
+    /// Plugin `web`'s host calls with [`WRITE_CONFIGMAPS`], reading `subscriptions`, on a
+    /// client that does not retry and with request timeout `timeout`.
+    fn web_without_retries(&self, subscriptions: &[&Subscription], timeout: Duration) -> HostCalls {
+        let client = self.client_without_retries();
+        self.host_with("web", WRITE_CONFIGMAPS, subscriptions, client, timeout)
+    }
+
     /// A client that does not retry 429/503/504, to see those answers.
     fn client_without_retries(&self) -> Client {
         let mut config = kube::Config::new(self.cluster.url().parse().unwrap());
@@ -182,22 +175,14 @@ impl Fixture {
     /// Serves events.k8s.io/v1 Event. The devcluster serves only core v1 Events; a CRD of the
     /// same group, version and kind stands in, which is all kube's Recorder needs.
     async fn serve_events_api(&self) {
-        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-            Api::all(self.client.clone());
-        let crd = serde_json::from_value(json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "events.events.k8s.io"},
-            "spec": {
-                "group": "events.k8s.io", "scope": "Namespaced",
-                "names": {"plural": "events", "singular": "event", "kind": "Event"},
-                "versions": [{"name": "v1", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-            }
-        }))
-        .unwrap();
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("events CRD");
+        let version = json!({"schema": {"openAPIV3Schema": {
+            "type": "object", "x-kubernetes-preserve-unknown-fields": true
+        }}});
+        create_crd(
+            &self.client,
+            &crd("events.k8s.io", "Event", "events", version),
+        )
+        .await;
     }
 }
 
@@ -250,6 +235,12 @@ fn expect_error<T: std::fmt::Debug>(
             error.message
         );
     }
+}
+
+/// Applies `object` through `host` and waits until `subscription`'s cache shows the answer.
+async fn applied_and_cached(host: &HostCalls, subscription: &Subscription, object: &str) {
+    let answer = host.apply(object, true).await.unwrap();
+    cache_shows(subscription.cache(), &answer).await;
 }
 
 /// Waits until `cache` shows `key` at the resourceVersion of `answer` (a write's answer).
@@ -492,9 +483,7 @@ fn applied(name: &str, labels: Value, data: Value) -> String {
 #[tokio::test]
 async fn apply_creates_then_updates_with_the_plugins_field_manager() {
     let f = Fixture::start().await;
-    let configmaps = f
-        .watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
-        .await;
+    let configmaps = f.web_configmaps().await;
     let host = f.host("web", WRITE_CONFIGMAPS, &[&configmaps]);
     assert_eq!(host.field_manager(), "trellis-web");
     let created = host
@@ -541,13 +530,10 @@ async fn apply_creates_then_updates_with_the_plugins_field_manager() {
 #[tokio::test]
 async fn an_identical_apply_is_elided_but_a_removal_is_sent() {
     let f = Fixture::start().await;
-    let configmaps = f
-        .watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
-        .await;
+    let configmaps = f.web_configmaps().await;
     let host = f.host("web", WRITE_CONFIGMAPS, &[&configmaps]);
     let both = applied("x", json!({"app": "x", "extra": "yes"}), json!({"k": "1"}));
-    let first = host.apply(&both, true).await.unwrap();
-    cache_shows(configmaps.cache(), &first).await;
+    applied_and_cached(&host, &configmaps, &both).await;
     f.cluster.reset_accounting();
 
     // Same intent, and the cache shows it: nothing is sent; the cached object is the answer.
@@ -598,19 +584,10 @@ async fn an_identical_apply_is_elided_but_a_removal_is_sent() {
 #[tokio::test]
 async fn a_failed_apply_forgets_its_intent() {
     let f = Fixture::start().await;
-    let configmaps = f
-        .watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
-        .await;
-    let host = f.host_with(
-        "web",
-        WRITE_CONFIGMAPS,
-        &[&configmaps],
-        f.client_without_retries(),
-        DEFAULT_REQUEST_TIMEOUT,
-    );
+    let configmaps = f.web_configmaps().await;
+    let host = f.web_without_retries(&[&configmaps], DEFAULT_REQUEST_TIMEOUT);
     let object = applied("x", json!({}), json!({"k": "1"}));
-    let first = host.apply(&object, true).await.unwrap();
-    cache_shows(configmaps.cache(), &first).await;
+    applied_and_cached(&host, &configmaps, &object).await;
     // A different intent fails on the server: the outcome is unknown to the host, so the
     // first intent is no longer "the last one applied" and cannot be elided.
     f.cluster
@@ -632,13 +609,10 @@ async fn a_failed_apply_forgets_its_intent() {
 #[tokio::test]
 async fn an_apply_dropped_at_the_deadline_leaves_no_intent_behind() {
     let f = Fixture::start().await;
-    let configmaps = f
-        .watch("web", "{apiVersion: v1, kind: ConfigMap, namespaces: [a]}")
-        .await;
+    let configmaps = f.web_configmaps().await;
     let host = f.host("web", WRITE_CONFIGMAPS, &[&configmaps]);
     let object = applied("x", json!({}), json!({"k": "1"}));
-    let first = host.apply(&object, true).await.unwrap();
-    cache_shows(configmaps.cache(), &first).await;
+    applied_and_cached(&host, &configmaps, &object).await;
     // The sandbox drops a host call's future at the call's deadline; here a slow server and
     // a short timeout around the call do the same. Whether the dropped apply reached the
     // server is unknown, so the earlier intent must not be trusted any more.
@@ -665,24 +639,14 @@ async fn an_apply_dropped_at_the_deadline_leaves_no_intent_behind() {
 #[tokio::test]
 async fn patch_status_is_elided_when_it_changes_nothing() {
     let f = Fixture::start().await;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(f.client.clone());
-    let crd = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
-                    "status": {"type": "object", "properties": {"ready": {"type": "boolean"}, "seen": {"type": "integer"}}}
-                }}},
-                "subresources": {"status": {}}}]
-        }
-    }))
-    .unwrap();
-    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let version = json!({
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+            "status": {"type": "object", "properties": {"ready": {"type": "boolean"}, "seen": {"type": "integer"}}}
+        }}},
+        "subresources": {"status": {}}
+    });
+    create_crd(&f.client, &crd("example.com", "Widget", "widgets", version)).await;
     let widgets = f
         .watch("w", "{apiVersion: example.com/v1, kind: Widget}")
         .await;
@@ -895,13 +859,7 @@ async fn invalid_writes_name_the_field_at_fault() {
 #[tokio::test]
 async fn server_errors_map_to_wit_codes_with_the_servers_message() {
     let f = Fixture::start().await;
-    let host = f.host_with(
-        "web",
-        WRITE_CONFIGMAPS,
-        &[],
-        f.client_without_retries(),
-        DEFAULT_REQUEST_TIMEOUT,
-    );
+    let host = f.web_without_retries(&[], DEFAULT_REQUEST_TIMEOUT);
     let object = applied("x", json!({}), json!({"k": "1"}));
     for (code, expected) in [
         (409, ErrorCode::Conflict),
@@ -962,13 +920,7 @@ async fn server_errors_map_to_wit_codes_with_the_servers_message() {
 #[tokio::test]
 async fn a_slow_server_is_cut_off_by_the_request_timeout() {
     let f = Fixture::start().await;
-    let host = f.host_with(
-        "web",
-        WRITE_CONFIGMAPS,
-        &[],
-        f.client_without_retries(),
-        Duration::from_millis(300),
-    );
+    let host = f.web_without_retries(&[], Duration::from_millis(300));
     // Discovery first, so the latency hits the write itself.
     host.apply(&applied("x", json!({}), json!({})), true)
         .await
@@ -1004,24 +956,18 @@ async fn events_are_recorded_with_the_plugin_as_reporting_controller() {
     );
     assert_eq!(host.reporting_controller(), "trellis.dev/web");
     let cm = configmap_kind();
-    host.emit_event(
-        &cm,
-        &key(Some("a"), "x"),
-        EventType::Warning,
-        "Broken",
-        "it broke",
-    )
-    .await
-    .unwrap();
-    host.emit_event(
-        &cm,
-        &key(Some("a"), "x"),
-        EventType::Warning,
-        "Broken",
-        "it broke",
-    )
-    .await
-    .unwrap();
+    // The same event twice: the second is a repeat.
+    for _ in 0..2 {
+        host.emit_event(
+            &cm,
+            &key(Some("a"), "x"),
+            EventType::Warning,
+            "Broken",
+            "it broke",
+        )
+        .await
+        .unwrap();
+    }
 
     let events: Api<K8sEvent> = Api::namespaced(f.client.clone(), "a");
     let list = events.list(&Default::default()).await.unwrap().items;
@@ -1151,14 +1097,7 @@ async fn namespace_defaults_converges_then_a_second_pass_sends_nothing() {
         &[&namespaces, &policies, &quotas],
     ));
     let sandbox = Sandbox::new(EngineConfig::default()).expect("sandbox");
-    let component = &trellis_plugin_bundle::NAMESPACE_DEFAULTS;
-    let plugin = sandbox
-        .load_file(
-            component.name,
-            Path::new(component.path),
-            Budgets::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let plugin = load_on(&sandbox, &trellis_plugin_bundle::NAMESPACE_DEFAULTS);
 
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(f.client.clone());
     let ns = serde_json::from_value(
@@ -1272,14 +1211,7 @@ async fn malformed_writes_from_a_real_guest_are_invalid_and_send_nothing() {
     let f = Fixture::start().await;
     let host: Arc<dyn PluginHost> = Arc::new(f.host("misbehave", WRITE_CONFIGMAPS, &[]));
     let sandbox = Sandbox::new(EngineConfig::default()).expect("sandbox");
-    let component = &trellis_plugin_bundle::MISBEHAVE;
-    let plugin = sandbox
-        .load_file(
-            component.name,
-            Path::new(component.path),
-            Budgets::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let plugin = load_on(&sandbox, &trellis_plugin_bundle::MISBEHAVE);
     let object = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"namespace": "a", "name": "bad", "uid": "u", "resourceVersion": "1"},

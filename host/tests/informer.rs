@@ -11,93 +11,34 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::{Body, ClientBuilder, DynBody};
-use kube::{Api, Client};
-use parking_lot::Mutex;
-use prometheus_client::registry::Registry;
 use serde_json::json;
-use trellis_devcluster::{DevCluster, DevClusterOptions, FaultRule};
+use trellis_devcluster::{DevCluster, FaultRule};
 use trellis_host::cache::{Gvk, ObjectKey};
 use trellis_host::informer::{
-    InformerOptions, Informers, KeySink, Priority, Role, SubscribeError, Subscription, SyncFailure,
-    SyncStatus, WatchConfig,
+    InformerOptions, Priority, Role, SubscribeError, SyncFailure, SyncStatus,
 };
-use trellis_selector::LabelSelector;
+
+use support::cluster::devcluster;
+use support::informers::{cached_names, informers, subscribe, watch, watching};
+use support::keys::Sink;
+use support::metrics::{configmap_sample, metrics_text};
+use support::wait::eventually;
+
+mod support;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// Records every key it is given, in order.
-#[derive(Default)]
-struct Sink {
-    keys: Mutex<Vec<(String, Priority)>>,
-}
-
-impl KeySink for Sink {
-    fn enqueue(&self, key: ObjectKey, priority: Priority) {
-        self.keys.lock().push((key.to_string(), priority));
-    }
-}
-
-impl Sink {
-    fn take(&self) -> Vec<(String, Priority)> {
-        std::mem::take(&mut *self.keys.lock())
-    }
-
-    fn has(&self, key: &str, priority: Priority) -> bool {
-        self.keys
-            .lock()
-            .iter()
-            .any(|(k, p)| k == key && *p == priority)
-    }
-}
-
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Polls `check` until it yields; panics naming `what` after a minute (never expected).
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn cluster() -> DevCluster {
-    let options = DevClusterOptions {
-        namespaces: ["default", "a", "b", "c"].map(str::to_string).to_vec(),
-        ..DevClusterOptions::default()
-    };
-    DevCluster::start(options).await.expect("devcluster starts")
-}
-
-fn informers(client: Client, options: InformerOptions) -> (Informers, Registry) {
-    let mut registry = Registry::default();
-    let informers = Informers::new(client, &mut registry, options);
-    (informers, registry)
-}
-
-fn watch(yaml: &str) -> WatchConfig {
-    serde_norway::from_str(yaml).expect("test config parses")
-}
-
-async fn subscribe(informers: &Informers, plugin: &str, yaml: &str) -> (Subscription, Arc<Sink>) {
-    let sink = Arc::new(Sink::default());
-    let subscription = informers
-        .subscribe(plugin, &watch(yaml), Role::Primary, sink.clone())
-        .await
-        .expect("subscribes");
-    subscription.wait_synced().await.expect("syncs");
-    (subscription, sink)
+    devcluster(&["default", "a", "b", "c"]).await
 }
 
 async fn create_config_map(
@@ -126,31 +67,25 @@ where
         .expect("patch");
 }
 
-fn cached_names(subscription: &Subscription) -> Vec<String> {
-    subscription
-        .cache()
-        .list(None, &LabelSelector::everything())
-        .iter()
-        .map(|o| o.key().to_string())
-        .collect()
+/// Since the last accounting reset, the server answered no list of `resource` and sent
+/// `objects` of them on watches (`why` says why that many).
+fn assert_no_list_and_watched(cluster: &DevCluster, resource: &str, objects: u64, why: &str) {
+    let accounting = cluster.accounting();
+    assert_eq!(
+        accounting.requests("list", resource),
+        0,
+        "no list: {accounting:#?}"
+    );
+    assert_eq!(
+        accounting.watched(resource).objects,
+        objects,
+        "{why}: {accounting:#?}"
+    );
 }
 
 /// The name devcluster's seeding gives Pod `i`.
 fn seeded_pod(i: usize) -> String {
     format!("app-{}-{:x}-{i:06}", i % 20, 0x5f7c_9d00 + i % 20)
-}
-
-fn metrics_text(registry: &Registry) -> String {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
-    text
-}
-
-/// The value of the first sample of `metric` whose labels contain `labels`.
-fn sample(text: &str, metric: &str, labels: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(labels))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,11 +100,9 @@ async fn scoping_sends_only_matching_objects_and_follows_objects_in_and_out() {
     cluster.seed_pods("a", 300).unwrap();
     cluster.seed_pods("b", 300).unwrap();
     cluster.reset_accounting();
-    let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
     // app-3 is i % 20 == 3, node-003 is i % 50 == 3: i % 100 == 3, three Pods per 300.
-    let (subscription, sink) = subscribe(
-        &informers,
-        "p",
+    let (_informers, _registry, subscription, sink) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: Pod\nnamespaces: [c, a]\nlabelSelector: app=app-3\nfieldSelector: spec.nodeName=node-003\n",
     )
     .await;
@@ -311,10 +244,8 @@ async fn a_dropped_watch_resumes_from_its_resource_version_without_relisting() {
     for i in 0..5 {
         create_config_map(&api, &format!("cm-{i}"), json!({}), json!({})).await;
     }
-    let (informers, registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (subscription, sink) = subscribe(
-        &informers,
-        "p",
+    let (_informers, registry, subscription, sink) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\n",
     )
     .await;
@@ -328,30 +259,21 @@ async fn a_dropped_watch_resumes_from_its_resource_version_without_relisting() {
             .get(&ObjectKey::namespaced("a", "cm-new"))
     })
     .await;
-    let accounting = cluster.accounting();
-    assert_eq!(
-        accounting.requests("list", "configmaps"),
-        0,
-        "no list: {accounting:#?}"
-    );
-    assert_eq!(
-        accounting.watched("configmaps").objects,
+    assert_no_list_and_watched(
+        &cluster,
+        "configmaps",
         1,
-        "only the new object was sent again: {accounting:#?}"
+        "only the new object was sent again",
     );
     assert!(
-        accounting.requests("watch", "configmaps") >= 1,
+        cluster.accounting().requests("watch", "configmaps") >= 1,
         "the watch was resumed"
     );
     assert_eq!(sink.take(), [("a/cm-new".to_string(), Priority::Normal)]);
     assert_eq!(cached_names(&subscription).len(), 6);
     let text = metrics_text(&registry);
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_relists_total",
-            "kind=\"v1/ConfigMap\""
-        ),
+        configmap_sample(&text, "trellis_informer_relists_total"),
         Some(0.0),
         "{text}"
     );
@@ -367,10 +289,8 @@ async fn expired_history_relists_and_converges_with_no_ghost_and_nothing_missing
     for i in 0..10 {
         create_config_map(&api, &format!("cm-{i}"), json!({}), json!({"v": "1"})).await;
     }
-    let (informers, registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (subscription, sink) = subscribe(
-        &informers,
-        "p",
+    let (_informers, registry, subscription, sink) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\n",
     )
     .await;
@@ -432,23 +352,11 @@ async fn expired_history_relists_and_converges_with_no_ghost_and_nothing_missing
     );
     let text = metrics_text(&registry);
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_relists_total",
-            "kind=\"v1/ConfigMap\""
-        ),
+        configmap_sample(&text, "trellis_informer_relists_total"),
         Some(1.0),
         "{text}"
     );
-    assert!(
-        sample(
-            &text,
-            "trellis_informer_watch_restarts_total",
-            "kind=\"v1/ConfigMap\""
-        )
-        .unwrap()
-            >= 1.0
-    );
+    assert!(configmap_sample(&text, "trellis_informer_watch_restarts_total").unwrap() >= 1.0);
 }
 
 /// A tower layer that answers streaming-list watches as a server without the WatchList
@@ -629,19 +537,19 @@ async fn a_sync_that_cannot_complete_is_reported_with_the_last_error_then_recove
 async fn unknown_kinds_and_bad_configs_are_errors_naming_the_plugin() {
     let cluster = cluster().await;
     let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let sink = || Arc::new(Sink::default()) as Arc<dyn KeySink>;
+    // Plugin `web` subscribing to `yaml` as `role`, refused.
+    let refused = async |yaml: &str, role: Role| {
+        informers
+            .subscribe("web", &watch(yaml), role, Arc::new(Sink::default()))
+            .await
+            .unwrap_err()
+    };
     cluster.reset_accounting();
-    let error = informers
-        .subscribe(
-            "web",
-            &watch(
-                "apiVersion: v1\nkind: Pod\nlabelSelector: 'a in'\ntransform: {drop: [metadata]}\n",
-            ),
-            Role::Primary,
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = refused(
+        "apiVersion: v1\nkind: Pod\nlabelSelector: 'a in'\ntransform: {drop: [metadata]}\n",
+        Role::Primary,
+    )
+    .await;
     assert!(
         matches!(&error, SubscribeError::Config { errors, .. } if errors.len() == 2),
         "{error}"
@@ -668,10 +576,7 @@ async fn unknown_kinds_and_bad_configs_are_errors_naming_the_plugin() {
             "apps/v2, Kind=Deployment",
         ),
     ] {
-        let error = informers
-            .subscribe("web", &watch(yaml), Role::Primary, sink())
-            .await
-            .unwrap_err();
+        let error = refused(yaml, Role::Primary).await;
         assert!(
             matches!(error, SubscribeError::UnknownKind { .. }),
             "{error}"
@@ -684,45 +589,33 @@ async fn unknown_kinds_and_bad_configs_are_errors_naming_the_plugin() {
             "{shown}"
         );
     }
-    let error = informers
-        .subscribe(
-            "web",
-            &watch("apiVersion: v1\nkind: Namespace\nnamespaces: [a]\n"),
-            Role::Primary,
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = refused(
+        "apiVersion: v1\nkind: Namespace\nnamespaces: [a]\n",
+        Role::Primary,
+    )
+    .await;
     assert_eq!(
         error.to_string(),
         "plugin \"web\": /v1, Kind=Namespace is cluster-scoped; a watch of it cannot name namespaces"
     );
-    let error = informers
-        .subscribe(
-            "web",
-            &watch("apiVersion: v1\nkind: ConfigMap\n"),
-            Role::Secondary {
-                primary: Gvk::new("apps", "v1", "Deployment"),
-            },
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = refused(
+        "apiVersion: v1\nkind: ConfigMap\n",
+        Role::Secondary {
+            primary: Gvk::new("apps", "v1", "Deployment"),
+        },
+    )
+    .await;
     assert!(
         error
             .to_string()
             .contains("a secondary watch needs mapping"),
         "{error}"
     );
-    let error = informers
-        .subscribe(
-            "web",
-            &watch("apiVersion: v1\nkind: ConfigMap\nmapping: {label: x}\n"),
-            Role::Primary,
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = refused(
+        "apiVersion: v1\nkind: ConfigMap\nmapping: {label: x}\n",
+        Role::Primary,
+    )
+    .await;
     assert!(
         error
             .to_string()
@@ -786,19 +679,11 @@ async fn equal_specs_share_one_watch_late_subscribers_get_the_cache_and_the_last
     );
     let text = metrics_text(&registry);
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_subscribers",
-            "kind=\"v1/ConfigMap\""
-        ),
+        configmap_sample(&text, "trellis_informer_subscribers"),
         Some(2.0)
     );
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_cache_objects",
-            "kind=\"v1/ConfigMap\""
-        ),
+        configmap_sample(&text, "trellis_informer_cache_objects"),
         Some(3.0)
     );
 
@@ -856,18 +741,10 @@ async fn equal_specs_share_one_watch_late_subscribers_get_the_cache_and_the_last
 /// are counted.
 #[test]
 fn a_hundred_subscription_cycles_leave_tasks_and_cache_memory_at_baseline() {
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server = support::runtime::multi_thread(1);
     let cluster = server.block_on(cluster());
     cluster.seed_pods("a", 200).unwrap();
-    let host = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let host = support::runtime::multi_thread(2);
     host.block_on(async {
         let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
         let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
@@ -906,13 +783,7 @@ fn a_hundred_subscription_cycles_leave_tasks_and_cache_memory_at_baseline() {
 async fn indexes_follow_updates_that_change_the_indexed_field_and_deletes() {
     let cluster = cluster().await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client().unwrap(), "a");
-    let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (subscription, _) = subscribe(
-        &informers,
-        "p",
-        "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\nindexes: [{name: team, path: data.team}]\n",
-    )
-    .await;
+    let (_informers, _registry, subscription, _) = watching(cluster.client().unwrap(), "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\nindexes: [{name: team, path: data.team}]\n").await;
     let owner = |uid: &str| json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": uid, "controller": true}]}});
     create_config_map(
         &api,
@@ -1042,10 +913,8 @@ async fn resync_replays_the_cache_at_low_priority_without_asking_the_server() {
     let cluster = cluster().await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client().unwrap(), "a");
     create_config_map(&api, "cm", json!({}), json!({})).await;
-    let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (_subscription, sink) = subscribe(
-        &informers,
-        "p",
+    let (informers, _registry, _subscription, sink) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\nresyncSeconds: 1\n",
     )
     .await;
@@ -1067,16 +936,11 @@ async fn resync_replays_the_cache_at_low_priority_without_asking_the_server() {
             .iter()
             .all(|k| *k == ("a/cm".to_string(), Priority::Low))
     );
-    let accounting = cluster.accounting();
-    assert_eq!(
-        accounting.requests("list", "configmaps"),
+    assert_no_list_and_watched(
+        &cluster,
+        "configmaps",
         0,
-        "{accounting:#?}"
-    );
-    assert_eq!(
-        accounting.watched("configmaps").objects,
-        0,
-        "the cache was replayed, not the API"
+        "the cache was replayed, not the API",
     );
     assert!(
         quiet_sink.take().is_empty(),
@@ -1088,10 +952,8 @@ async fn resync_replays_the_cache_at_low_priority_without_asking_the_server() {
 async fn the_cache_keeps_objects_compact_and_as_transformed() {
     let cluster = cluster().await;
     cluster.seed_pods("a", 50).unwrap();
-    let (informers, _registry) = informers(cluster.client().unwrap(), InformerOptions::default());
-    let (full, _) = subscribe(
-        &informers,
-        "p",
+    let (informers, _registry, full, _) = watching(
+        cluster.client().unwrap(),
         "apiVersion: v1\nkind: Pod\nnamespaces: [a]\ntransform: {keepManagedFields: true}\n",
     )
     .await;

@@ -8,124 +8,39 @@
 //! No assertion is about speed: waits poll a condition with a generous bound that only proves
 //! the condition is reached at all.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
-use kube::{Api, Client};
-use parking_lot::Mutex;
-use prometheus_client::registry::Registry;
 use serde_json::json;
-use trellis_devcluster::{DevCluster, DevClusterOptions};
+use trellis_devcluster::DevCluster;
 use trellis_host::cache::ObjectKey;
-use trellis_host::informer::{
-    InformerOptions, Informers, KeySink, Priority, Role, Subscription, WatchConfig,
-};
-use trellis_selector::LabelSelector;
+use trellis_host::informer::Priority;
 
-/// Records every key it is given, in order.
-#[derive(Default)]
-struct Sink {
-    keys: Mutex<Vec<(String, Priority)>>,
-}
+use support::cluster::{crd, create_crd, devcluster};
+use support::informers::{cached_names, subscribe, watching};
+use support::metrics::{CONFIGMAP_KIND, configmap_sample, metrics_text, sample};
+use support::wait::eventually;
 
-impl KeySink for Sink {
-    fn enqueue(&self, key: ObjectKey, priority: Priority) {
-        self.keys.lock().push((key.to_string(), priority));
-    }
-}
-
-impl Sink {
-    fn take(&self) -> Vec<(String, Priority)> {
-        std::mem::take(&mut *self.keys.lock())
-    }
-}
-
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Polls `check` until it yields; panics naming `what` after a minute (never expected).
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+mod support;
 
 async fn cluster() -> DevCluster {
-    let options = DevClusterOptions {
-        namespaces: ["default", "a", "b"].map(str::to_string).to_vec(),
-        ..DevClusterOptions::default()
-    };
-    DevCluster::start(options).await.expect("devcluster starts")
-}
-
-fn informers(client: Client) -> (Informers, Registry) {
-    let mut registry = Registry::default();
-    let informers = Informers::new(client, &mut registry, InformerOptions::default());
-    (informers, registry)
-}
-
-async fn subscribe(informers: &Informers, yaml: &str) -> (Subscription, Arc<Sink>) {
-    let config: WatchConfig = serde_norway::from_str(yaml).expect("test config parses");
-    let sink = Arc::new(Sink::default());
-    let subscription = informers
-        .subscribe("p", &config, Role::Primary, sink.clone())
-        .await
-        .expect("subscribes");
-    subscription.wait_synced().await.expect("syncs");
-    (subscription, sink)
-}
-
-fn cached_names(subscription: &Subscription) -> Vec<String> {
-    subscription
-        .cache()
-        .list(None, &LabelSelector::everything())
-        .iter()
-        .map(|o| o.key().to_string())
-        .collect()
-}
-
-fn metrics_text(registry: &Registry) -> String {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
-    text
-}
-
-/// The value of the first sample of `metric` whose labels contain every one of `labels`.
-fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{metric}{{")) && labels.iter().all(|x| l.contains(x)))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    devcluster(&["default", "a", "b"]).await
 }
 
 // ---------------------------------------------------------------------------------------------
 // Custom resources
 
 fn widget_crd() -> CustomResourceDefinition {
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{
-                "name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"color": {"type": "string"}}}
-                }}},
-                "selectableFields": [{"jsonPath": ".spec.color"}]
-            }]
-        }
-    }))
-    .unwrap()
+    let version = json!({
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"color": {"type": "string"}}}
+        }}},
+        "selectableFields": [{"jsonPath": ".spec.color"}]
+    });
+    crd("example.com", "Widget", "widgets", version)
 }
 
 async fn create_widget(api: &Api<DynamicObject>, name: &str, color: &str) {
@@ -145,22 +60,14 @@ async fn create_widget(api: &Api<DynamicObject>, name: &str, color: &str) {
 async fn a_custom_resource_kind_is_resolved_by_discovery_filtered_and_indexed() {
     let cluster = cluster().await;
     let client = cluster.client().unwrap();
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &widget_crd())
-        .await
-        .expect("create CRD");
+    create_crd(&client, &widget_crd()).await;
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"));
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "a", &resource);
     create_widget(&widgets, "small", "red").await;
     create_widget(&widgets, "big", "blue").await;
     create_widget(&widgets, "tiny", "red").await;
 
-    let (informers, _registry) = informers(client.clone());
-    let (all, all_sink) = subscribe(
-        &informers,
-        "apiVersion: example.com/v1\nkind: Widget\nnamespaces: [a]\nindexes: [{name: color, path: spec.color}]\n",
-    )
-    .await;
+    let (informers, _registry, all, all_sink) = watching(client.clone(), "apiVersion: example.com/v1\nkind: Widget\nnamespaces: [a]\nindexes: [{name: color, path: spec.color}]\n").await;
     assert_eq!(cached_names(&all), ["a/big", "a/small", "a/tiny"]);
     let red: Vec<String> = all
         .cache()
@@ -189,6 +96,7 @@ async fn a_custom_resource_kind_is_resolved_by_discovery_filtered_and_indexed() 
     cluster.reset_accounting();
     let (blue, _) = subscribe(
         &informers,
+        "p",
         "apiVersion: example.com/v1\nkind: Widget\nnamespaces: [a]\nfieldSelector: spec.color=blue\n",
     )
     .await;
@@ -227,18 +135,16 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
             .await
             .unwrap();
     }
-    let (informers, registry) = informers(client.clone());
-    let (subscription, _) = subscribe(
-        &informers,
+    let (_informers, registry, subscription, _) = watching(
+        client.clone(),
         "apiVersion: v1\nkind: ConfigMap\nnamespaces: [a]\n",
     )
     .await;
-    let kind = "kind=\"v1/ConfigMap\"";
     let events = |text: &str, r#type: &str| {
         sample(
             text,
             "trellis_informer_watch_events_total",
-            &[kind, &format!("type=\"{type}\"")],
+            &[CONFIGMAP_KIND, &format!("type=\"{type}\"")],
         )
     };
     let text = metrics_text(&registry);
@@ -247,18 +153,14 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
         assert_eq!(events(&text, other), Some(0.0), "{other}: {text}");
     }
     assert_eq!(
-        sample(&text, "trellis_informer_cache_objects", &[kind]),
+        configmap_sample(&text, "trellis_informer_cache_objects"),
         Some(3.0)
     );
-    let bytes = sample(&text, "trellis_informer_cache_bytes", &[kind]).unwrap();
+    let bytes = configmap_sample(&text, "trellis_informer_cache_bytes").unwrap();
     assert_eq!(bytes, subscription.cache().bytes() as f64);
     assert!(bytes > 0.0);
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_sync_duration_seconds_count",
-            &[kind]
-        ),
+        configmap_sample(&text, "trellis_informer_sync_duration_seconds_count"),
         Some(1.0),
         "one sync recorded: {text}"
     );
@@ -279,7 +181,7 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
     let text = eventually("the last delete to be counted and applied", || {
         let text = metrics_text(&registry);
         let done = events(&text, "Deleted") == Some(2.0)
-            && sample(&text, "trellis_informer_cache_objects", &[kind]) == Some(2.0);
+            && configmap_sample(&text, "trellis_informer_cache_objects") == Some(2.0);
         done.then_some(text)
     })
     .await;
@@ -287,21 +189,17 @@ async fn metrics_count_events_by_type_follow_the_cache_size_and_record_the_sync(
     assert_eq!(events(&text, "Modified"), Some(1.0), "{text}");
     assert_eq!(events(&text, "Initial"), Some(3.0), "{text}");
     assert_eq!(
-        sample(&text, "trellis_informer_cache_objects", &[kind]),
+        configmap_sample(&text, "trellis_informer_cache_objects"),
         Some(2.0)
     );
-    let after = sample(&text, "trellis_informer_cache_bytes", &[kind]).unwrap();
+    let after = configmap_sample(&text, "trellis_informer_cache_bytes").unwrap();
     assert_eq!(after, subscription.cache().bytes() as f64);
     assert!(
         after < bytes,
         "two objects out, one in: {after} < {bytes} bytes"
     );
     assert_eq!(
-        sample(
-            &text,
-            "trellis_informer_sync_duration_seconds_count",
-            &[kind]
-        ),
+        configmap_sample(&text, "trellis_informer_sync_duration_seconds_count"),
         Some(1.0),
         "later events are not syncs"
     );

@@ -175,6 +175,24 @@ fn start(client: &Client, config: LeaderConfig, timeline: &Timeline) -> (LeaderE
     (elector, registry)
 }
 
+/// `a` started with `config_a` and leading, then `b` with the same timings following it: where
+/// the takeover tests start.
+async fn a_leading_b_following(
+    client: &Client,
+    config_a: LeaderConfig,
+    timeline: &Timeline,
+) -> ((LeaderElector, Registry), (LeaderElector, Registry)) {
+    let config_b = LeaderConfig {
+        identity: "b".to_string(),
+        ..config_a.clone()
+    };
+    let a = start(client, config_a, timeline);
+    timeline.leading("a").await;
+    let b = start(client, config_b, timeline);
+    timeline.following("b", Some("a")).await;
+    (a, b)
+}
+
 async fn lease(client: &Client) -> LeaseSpec {
     Api::<Lease>::namespaced(client.clone(), NAMESPACE)
         .get(LEASE)
@@ -273,10 +291,8 @@ async fn release_lets_a_standby_take_over_without_waiting_for_expiry() {
     let timeline = Timeline::default();
     // A 30 s lease: a standby that waited for expiry would take at least 30 s.
     let lease_duration = Duration::from_secs(30);
-    let (a, _) = start(&client, config("a", 30, 20_000, 200), &timeline);
-    timeline.leading("a").await;
-    let (b, _) = start(&client, config("b", 30, 20_000, 200), &timeline);
-    timeline.following("b", Some("a")).await;
+    let ((a, _), (b, _)) =
+        a_leading_b_following(&client, config("a", 30, 20_000, 200), &timeline).await;
 
     let releasing = Instant::now();
     a.release().await.expect("release succeeds");
@@ -303,10 +319,7 @@ async fn a_stopped_leader_is_replaced_once_its_lease_expires() {
     // A 3 s lease, so the lease is still a's when the test reads it after the stop.
     let config_a = config("a", 3, 2000, 200);
     let lease_duration = config_a.lease_duration;
-    let (a, _) = start(&client, config_a, &timeline);
-    timeline.leading("a").await;
-    let (b, _) = start(&client, config("b", 3, 2000, 200), &timeline);
-    timeline.following("b", Some("a")).await;
+    let ((a, _), (b, _)) = a_leading_b_following(&client, config_a, &timeline).await;
 
     // A crash: the task stops, the lease is not released.
     let stopped = Instant::now();
@@ -344,10 +357,7 @@ async fn a_leader_that_cannot_renew_steps_down_before_its_lease_expires() {
     // 3 s lease, 1.5 s renew deadline: 1.5 s between stepping down and expiry.
     let config_a = config("a", 3, 1500, 200);
     let (lease_duration, renew_deadline) = (config_a.lease_duration, config_a.renew_deadline);
-    let (a, a_metrics) = start(&client, config_a, &timeline);
-    timeline.leading("a").await;
-    let (b, _) = start(&client, config("b", 3, 1500, 200), &timeline);
-    timeline.following("b", Some("a")).await;
+    let ((a, a_metrics), (b, _)) = a_leading_b_following(&client, config_a, &timeline).await;
 
     // Every lease write now fails with 500 (reads still work): a cannot renew, b cannot take.
     cluster

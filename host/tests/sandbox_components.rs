@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use fake_host::FakeHost;
 use trellis_host::sandbox::{
-    Action, Budgets, EngineConfig, Gvk, LoadError, ObjectKey, Outcome, PluginHost,
+    Action, Budgets, EngineConfig, Gvk, LoadError, ObjectKey, Outcome, Plugin, PluginHost,
     ReconcileRequest, Sandbox, Source,
 };
 
@@ -242,8 +242,11 @@ async fn deep_recursion_is_a_stack_overflow_and_the_next_call_works() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_pool_is_a_host_fault_and_the_slot_comes_back() {
+const SPIN_PATH: &str = "/plugins/spin.wasm";
+
+/// A sandbox of one instance slot, and a plugin on it whose every call spins until its
+/// deadline (`deadline_ms`; fuel never runs out first).
+fn one_slot_and_a_spinner(deadline_ms: u64) -> (Sandbox, Plugin) {
     let sandbox = Sandbox::new(EngineConfig {
         max_instances: 1,
         ..EngineConfig::default()
@@ -251,12 +254,19 @@ async fn a_full_pool_is_a_host_fault_and_the_slot_comes_back() {
     .unwrap();
     let budgets = Budgets {
         fuel: u64::MAX / 2,
-        deadline_ms: 5_000,
+        deadline_ms,
         ..Budgets::default()
     };
-    let path = Path::new("/plugins/spin.wasm");
     let spin = wat_components::reconcile_component("", "(loop br 0)");
-    let spin = sandbox.load_bytes("spin", path, &spin, budgets).unwrap();
+    let spin = sandbox
+        .load_bytes("spin", Path::new(SPIN_PATH), &spin, budgets)
+        .unwrap();
+    (sandbox, spin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_is_a_host_fault_and_the_slot_comes_back() {
+    let (sandbox, spin) = one_slot_and_a_spinner(5_000);
     // Both spin until their deadline; whichever starts second finds the only slot taken.
     let request = request();
     let (a, b) = tokio::join!(
@@ -276,7 +286,12 @@ async fn a_full_pool_is_a_host_fault_and_the_slot_comes_back() {
         other => panic!("{other:?}"),
     }
     let noop = sandbox
-        .load_bytes("noop", path, &wat_components::noop(), Budgets::default())
+        .load_bytes(
+            "noop",
+            Path::new(SPIN_PATH),
+            &wat_components::noop(),
+            Budgets::default(),
+        )
         .unwrap();
     assert_eq!(
         noop.reconcile(host(), &request).await.outcome,
@@ -375,20 +390,7 @@ async fn an_unwritable_cache_dir_is_bypassed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ticker_outlives_the_sandbox_handle_while_plugins_remain() {
-    let sandbox = Sandbox::new(EngineConfig {
-        max_instances: 1,
-        ..EngineConfig::default()
-    })
-    .unwrap();
-    let budgets = Budgets {
-        fuel: u64::MAX / 2,
-        deadline_ms: 200,
-        ..Budgets::default()
-    };
-    let spin = wat_components::reconcile_component("", "(loop br 0)");
-    let spin = sandbox
-        .load_bytes("spin", Path::new("/plugins/spin.wasm"), &spin, budgets)
-        .unwrap();
+    let (sandbox, spin) = one_slot_and_a_spinner(200);
     drop(sandbox);
     // Without epochs a spinning guest never yields and no deadline could stop it; the call
     // runs on its own task so this one (on the other worker) can notice.

@@ -89,12 +89,11 @@ async fn done_is_a_success_and_the_key_is_forgotten() {
 async fn a_retryable_error_retries_with_growing_requeues_and_a_success_resets_them() {
     let world = World::new();
     let pool = world.pool(misbehave("misbehave", |_| {}), 1);
-    put(
-        &world.cache,
+    world.submit(
+        &pool,
         "flaky",
         json!({"mode": "error", "message": "try again", "retryable": "true"}),
     );
-    pool.queue().add(key("flaky"));
     eventually("three failed attempts", || {
         pool.queue().num_requeues(&key("flaky")) >= 3
     })
@@ -109,8 +108,7 @@ async fn a_retryable_error_retries_with_growing_requeues_and_a_success_resets_th
     assert_eq!(health.last_detail.as_deref(), Some("try again"));
 
     // The object is fixed; the change event makes the waiting key due at once.
-    put(&world.cache, "flaky", json!({"mode": "ok"}));
-    pool.queue().add(key("flaky"));
+    world.submit(&pool, "flaky", json!({"mode": "ok"}));
     eventually("the fixed object is reconciled", || {
         world.outcomes("misbehave", "done") == 1.0 && pool.queue().stats().keys == 0
     })
@@ -123,12 +121,11 @@ async fn a_retryable_error_retries_with_growing_requeues_and_a_success_resets_th
 async fn a_permanent_error_is_counted_as_an_error_but_not_retried() {
     let world = World::new();
     let pool = world.pool(misbehave("misbehave", |_| {}), 1);
-    put(
-        &world.cache,
+    world.submit(
+        &pool,
         "hopeless",
         json!({"mode": "error", "message": "fix the object", "retryable": "false"}),
     );
-    pool.queue().add(key("hopeless"));
     // No state left in the queue means no retry is scheduled: it would be a waiting key.
     eventually("the key is reconciled and forgotten", || {
         world.outcomes("misbehave", "guest_error_permanent") == 1.0
@@ -149,12 +146,7 @@ async fn a_permanent_error_is_counted_as_an_error_but_not_retried() {
 async fn requeue_after_runs_the_key_again_without_counting_failures() {
     let world = World::new();
     let pool = world.pool(misbehave("misbehave", |_| {}), 1);
-    put(
-        &world.cache,
-        "poll",
-        json!({"mode": "requeue", "after-ms": "10"}),
-    );
-    pool.queue().add(key("poll"));
+    world.submit(&pool, "poll", json!({"mode": "requeue", "after-ms": "10"}));
     eventually("three runs", || {
         world.outcomes("misbehave", "requeue_after") >= 3.0
     })
@@ -198,8 +190,7 @@ async fn every_guest_fault_is_retried_and_counted_by_class() {
         let world = World::new();
         let pool = world.pool(misbehave("misbehave", budgets), 1);
         data["mode"] = json!(mode);
-        put(&world.cache, "bad", data);
-        pool.queue().add(key("bad"));
+        world.submit(&pool, "bad", data);
         eventually(&format!("{mode}: two {class} outcomes"), || {
             world.outcomes("misbehave", class) >= 2.0
         })
@@ -223,12 +214,11 @@ async fn a_key_whose_object_is_gone_is_reconciled_with_no_object() {
     let world = World::new();
     let pool = world.pool(misbehave("misbehave", |_| {}), 1);
     // With its object, the key fails (permanently, so it is not retried).
-    put(
-        &world.cache,
+    world.submit(
+        &pool,
         "doomed",
         json!({"mode": "error", "retryable": "false"}),
     );
-    pool.queue().add(key("doomed"));
     eventually("the object's error", || {
         world.outcomes("misbehave", "guest_error_permanent") == 1.0
     })
@@ -325,12 +315,11 @@ async fn a_panic_in_a_host_call_retries_the_key_and_the_worker_survives() {
     let world = World::new();
     // One worker: if the panic killed it or stranded the key, nothing else would run.
     let pool = world.pool(misbehave("misbehave", |_| {}), 1);
-    put(
-        &world.cache,
+    world.submit(
+        &pool,
         "caller",
         json!({"mode": "slow-host-call", "target": BOOM, "count": "1"}),
     );
-    pool.queue().add(key("caller"));
     eventually("two panicking attempts", || {
         world.outcomes("misbehave", "host_panic") >= 2.0
     })
@@ -347,8 +336,7 @@ async fn a_panic_in_a_host_call_retries_the_key_and_the_worker_survives() {
     let detail = pool.health().last_detail.unwrap();
     assert!(detail.contains("the test host panics"), "{detail}");
 
-    put(&world.cache, "after", json!({"mode": "ok"}));
-    pool.queue().add(key("after"));
+    world.submit(&pool, "after", json!({"mode": "ok"}));
     eventually("the same worker reconciles another key", || {
         world.outcomes("misbehave", "done") == 1.0
     })
@@ -382,12 +370,11 @@ async fn degraded_after_the_window_of_failures_and_cleared_by_one_success() {
             .scrape()
             .value("trellis_plugin_degraded", &[("plugin", "misbehave")])
     };
-    put(
-        &world.cache,
+    world.submit(
+        &pool,
         "flaky",
         json!({"mode": "error", "message": "still broken", "retryable": "true"}),
     );
-    pool.queue().add(key("flaky"));
     eventually("the first failure", || {
         pool.health().failing_since.is_some()
     })
@@ -415,8 +402,7 @@ async fn degraded_after_the_window_of_failures_and_cleared_by_one_success() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(pool.health().failures > failures);
 
-    put(&world.cache, "flaky", json!({"mode": "ok"}));
-    pool.queue().add(key("flaky"));
+    world.submit(&pool, "flaky", json!({"mode": "ok"}));
     eventually("one success", || world.outcomes("misbehave", "done") == 1.0).await;
     let health = pool.health();
     assert_eq!(health.state, HealthState::Healthy, "{health}");
@@ -429,12 +415,11 @@ async fn degraded_after_the_window_of_failures_and_cleared_by_one_success() {
 async fn replace_plugin_lets_the_call_in_flight_finish_on_the_old_and_the_next_uses_the_new() {
     let world = World::new();
     let pool = world.pool(misbehave("misbehave", |_| {}), 2);
-    put(
-        &world.cache,
+    world.submit(
+        &pool,
         "slow",
         json!({"mode": "slow-host-call", "target": GATE, "count": "1"}),
     );
-    pool.queue().add(key("slow"));
     bounded(
         "the old plugin's call reaches the gate",
         world.host.wait_at_gate(1),
@@ -444,8 +429,7 @@ async fn replace_plugin_lets_the_call_in_flight_finish_on_the_old_and_the_next_u
     // The new version cannot even start: one unit of fuel.
     pool.replace_plugin(misbehave("misbehave", |b| b.fuel = 1));
     assert_eq!(pool.current_plugin().budgets().fuel, 1);
-    put(&world.cache, "fresh", json!({"mode": "ok"}));
-    pool.queue().add(key("fresh"));
+    world.submit(&pool, "fresh", json!({"mode": "ok"}));
     eventually("the next call runs on the new plugin", || {
         world.outcomes("misbehave", "out_of_fuel") >= 1.0
     })
@@ -473,16 +457,14 @@ async fn replace_plugin_lets_the_call_in_flight_finish_on_the_old_and_the_next_u
 async fn shutdown_lets_held_keys_finish_and_reports_what_did_not_run() {
     let world = World::new();
     let pool = world.pool(misbehave("misbehave", |_| {}), 1);
-    put(
-        &world.cache,
+    world.submit(
+        &pool,
         "held",
         json!({"mode": "slow-host-call", "target": GATE, "count": "1"}),
     );
-    pool.queue().add(key("held"));
     bounded("the held key reaches the gate", world.host.wait_at_gate(1)).await;
     for name in ["a", "b", "c"] {
-        put(&world.cache, name, json!({"mode": "ok"}));
-        pool.queue().add(key(name));
+        world.submit(&pool, name, json!({"mode": "ok"}));
     }
     let report = tokio::join!(pool.shutdown(Duration::from_secs(60)), async {
         eventually("intake stopped", || pool.queue().is_closed()).await;
@@ -511,8 +493,7 @@ async fn shutdown_cancels_calls_still_running_after_the_grace_period() {
     let world = World::new();
     let pool = world.pool(misbehave("misbehave", endless), 2);
     for name in ["spin-1", "spin-2"] {
-        put(&world.cache, name, json!({"mode": "loop"}));
-        pool.queue().add(key(name));
+        world.submit(&pool, name, json!({"mode": "loop"}));
     }
     eventually("both guests looping", || {
         pool.queue().stats().in_flight == 2

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use trellis_devcluster::{DevCluster, DevClusterOptions, WriteRecord};
+use trellis_devcluster::{DevCluster, DevClusterOptions, FaultRule, WriteRecord};
 use trellis_host::ops::dev;
 
 /// A running devcluster, its client, and the directory its fixtures came from.
@@ -63,6 +63,16 @@ impl Cluster {
             .into_iter()
             .filter(|w| w.user_agent.as_bytes() == agent.as_bytes())
             .collect()
+    }
+
+    /// From now on every list and watch of Pods fails with a 500: a Pod watch that never
+    /// syncs.
+    pub fn fail_pod_lists(&self) {
+        for verb in ["list", "watch"] {
+            self.server
+                .add_fault(FaultRule::error(Some(verb), Some("pods"), 500))
+                .expect("a valid fault rule");
+        }
     }
 
     /// Successful writes by `manager` (a plugin's field manager is `trellis-<plugin>`).

@@ -62,6 +62,15 @@ pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// Where most tests start: logging on, a devcluster seeded with `trellis dev`'s fixtures, and
+/// a host running the dev config against it, every plugin running.
+pub async fn dev_host() -> (Cluster, Host) {
+    crate::init_logging();
+    let cluster = Cluster::with_dev_fixtures().await;
+    let host = Host::start(&cluster, trellis_host::ops::dev::DEV_CONFIG).await;
+    (cluster, host)
+}
+
 impl Host {
     /// Starts `yaml` against `cluster` and waits until every plugin runs.
     pub async fn start(cluster: &Cluster, yaml: &str) -> Host {

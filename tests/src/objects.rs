@@ -6,17 +6,30 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use crate::wait::{PATIENCE, until};
+
 /// namespace-defaults' objects (plugins/namespace-defaults/README.md).
 pub const POLICY: &str = "trellis-default-deny";
 pub const QUOTA: &str = "trellis-defaults";
 /// deployment-summary's annotation.
 pub const SUMMARY: &str = "trellis.dev/pod-summary";
+/// The Namespace label namespace-defaults selects on (`enabled` to be defaulted).
+pub const DEFAULTS_LABEL: &str = "trellis.dev/defaults";
 
 pub async fn policy(client: &kube::Client, namespace: &str) -> Option<NetworkPolicy> {
     Api::<NetworkPolicy>::namespaced(client.clone(), namespace)
         .get_opt(POLICY)
         .await
         .expect("get NetworkPolicy")
+}
+
+/// Waits (up to [`PATIENCE`]) for namespace-defaults' NetworkPolicy in `namespace`: the
+/// plugin has reconciled it. `what` names the wait in a failure.
+pub async fn until_policy(client: &kube::Client, namespace: &str, what: &str) {
+    until(what, PATIENCE, || async {
+        policy(client, namespace).await.map(|_| ())
+    })
+    .await;
 }
 
 pub async fn quota(client: &kube::Client, namespace: &str) -> Option<ResourceQuota> {
@@ -48,26 +61,66 @@ pub async fn summary(client: &kube::Client, namespace: &str, name: &str) -> Opti
 
 /// Sets (or, with `None`, removes) a label of a Namespace, as `kubectl label` does.
 pub async fn label_namespace(client: &kube::Client, name: &str, key: &str, value: Option<&str>) {
-    Api::<Namespace>::all(client.clone())
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {key: value}}})),
-        )
-        .await
-        .expect("label the namespace");
+    patch_namespace_metadata(client, name, json!({"labels": {key: value}})).await;
+}
+
+/// Labels a Namespace for namespace-defaults ([`DEFAULTS_LABEL`]`: enabled`).
+pub async fn enable_defaults(client: &kube::Client, name: &str) {
+    label_namespace(client, name, DEFAULTS_LABEL, Some("enabled")).await;
 }
 
 /// Sets an annotation of a Namespace.
 pub async fn annotate_namespace(client: &kube::Client, name: &str, key: &str, value: &str) {
+    patch_namespace_metadata(client, name, json!({"annotations": {key: value}})).await;
+}
+
+/// Merge-patches a Namespace's metadata with `metadata`.
+async fn patch_namespace_metadata(client: &kube::Client, name: &str, metadata: Value) {
     Api::<Namespace>::all(client.clone())
         .patch(
             name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {key: value}}})),
+            &Patch::Merge(json!({ "metadata": metadata })),
         )
         .await
-        .expect("annotate the namespace");
+        .unwrap_or_else(|e| panic!("patching Namespace {name}'s metadata: {e}"));
+}
+
+/// `count` Namespaces `<prefix>-0`.. labelled for namespace-defaults, as fixture YAML.
+pub fn defaulted_namespaces(prefix: &str, count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {prefix}-{i}\n  labels: {{{DEFAULTS_LABEL}: enabled}}\n"
+            )
+        })
+        .collect()
+}
+
+/// Waits (up to [`PATIENCE`] each) until every one of `defaulted_namespaces(prefix, count)`
+/// has the quota round `last` asked it for.
+pub async fn until_quotas_of_round(client: &kube::Client, prefix: &str, count: usize, last: usize) {
+    for i in 0..count {
+        let namespace = format!("{prefix}-{i}");
+        let wanted = quota_pods(last, i);
+        until(
+            &format!("{namespace}'s quota at pods={wanted}"),
+            PATIENCE,
+            || async {
+                let quota = quota(client, &namespace).await?;
+                hard(&quota)
+                    .contains(&("pods".to_string(), wanted.clone()))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+/// The `pods` quota round `round` asks of the `i`th of [`defaulted_namespaces`]: distinct for
+/// every round and namespace, so a stale answer is never mistaken for the last one.
+pub fn quota_pods(round: usize, i: usize) -> String {
+    (round * 100 + i + 1).to_string()
 }
 
 pub async fn delete_pod(client: &kube::Client, namespace: &str, name: &str) {

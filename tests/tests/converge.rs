@@ -4,10 +4,10 @@
 
 use serde_json::json;
 use trellis_e2e::cluster::Cluster;
-use trellis_e2e::host::Host;
+use trellis_e2e::host::{Host, dev_host};
+use trellis_e2e::metrics;
 use trellis_e2e::objects::{hard, policy, quota, summary};
 use trellis_e2e::wait::{PATIENCE, until};
-use trellis_e2e::{init_logging, metrics};
 use trellis_host::ops::dev::DEV_CONFIG;
 
 const ENABLED: [&str; 3] = ["team-a", "team-b", "shop"];
@@ -68,9 +68,7 @@ async fn converged(cluster: &Cluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_plugins_converge_the_dev_fixtures_and_a_second_pass_writes_nothing() {
-    init_logging();
-    let cluster = Cluster::with_dev_fixtures().await;
-    let host = Host::start(&cluster, DEV_CONFIG).await;
+    let (cluster, host) = dev_host().await;
     converged(&cluster).await;
     let client = &cluster.client;
 

@@ -10,11 +10,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use trellis_devcluster::FaultRule;
 use trellis_e2e::cluster::Cluster;
 use trellis_e2e::host::{Host, elected};
 use trellis_e2e::metrics::{has, sum};
-use trellis_e2e::objects::{annotate_namespace, label_namespace, policy};
+use trellis_e2e::objects::{annotate_namespace, enable_defaults, policy, until_policy};
 use trellis_e2e::wait::{PATIENCE, until};
 use trellis_e2e::{http, init_logging};
 use trellis_host::ops::dev::DEV_CONFIG;
@@ -386,13 +385,7 @@ async fn metrics_expose_every_name_of_issue_7_and_move_as_work_happens() {
 
     // Work: a new Namespace to default, a no-op touch of a defaulted one, and every watch
     // dropped with its history gone (the informers restart and relist).
-    label_namespace(
-        &cluster.client,
-        "sandbox",
-        "trellis.dev/defaults",
-        Some("enabled"),
-    )
-    .await;
+    enable_defaults(&cluster.client, "sandbox").await;
     annotate_namespace(&cluster.client, "team-a", "example.com/touched", "yes").await;
     // The same apply again: the cache shows its result, so the host does not send it.
     Api::<ConfigMap>::namespaced(cluster.client.clone(), "granted")
@@ -403,10 +396,7 @@ async fn metrics_expose_every_name_of_issue_7_and_move_as_work_happens() {
         )
         .await
         .expect("touch granted/repeat");
-    until("defaults in sandbox", PATIENCE, || async {
-        policy(&cluster.client, "sandbox").await.map(|_| ())
-    })
-    .await;
+    until_policy(&cluster.client, "sandbox", "defaults in sandbox").await;
     cluster.server.expire_history(None);
     cluster.server.close_watches(None);
 
@@ -457,12 +447,7 @@ async fn readyz_waits_for_synced_caches_on_a_standby_too_and_names_what_is_not_r
     );
 
     // A second replica whose Pod watch cannot list: a standby without a warm cache.
-    for verb in ["list", "watch"] {
-        cluster
-            .server
-            .add_fault(FaultRule::error(Some(verb), Some("pods"), 500))
-            .unwrap();
-    }
+    cluster.fail_pod_lists();
     let config = format!("host:\n  cacheSyncTimeoutSeconds: 1\n{DEV_CONFIG}");
     let b = Served::start(&cluster, "host-b", &config).await;
     let report = until("host-b not ready, saying why", PATIENCE, || async {

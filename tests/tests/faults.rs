@@ -7,7 +7,9 @@ use std::time::Duration;
 use trellis_devcluster::FaultRule;
 use trellis_e2e::cluster::Cluster;
 use trellis_e2e::host::Host;
-use trellis_e2e::objects::{annotate_namespace, hard, quota};
+use trellis_e2e::objects::{
+    annotate_namespace, defaulted_namespaces, hard, quota, quota_pods, until_quotas_of_round,
+};
 use trellis_e2e::wait::{PATIENCE, until};
 use trellis_e2e::{init_logging, metrics};
 use trellis_host::ops::dev::DEV_CONFIG;
@@ -15,25 +17,10 @@ use trellis_host::ops::dev::DEV_CONFIG;
 const NAMESPACES: usize = 24;
 const ROUNDS: usize = 6;
 
-fn fixtures() -> String {
-    (0..NAMESPACES)
-        .map(|i| {
-            format!(
-                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: load-{i}\n  labels: {{trellis.dev/defaults: enabled}}\n---\n"
-            )
-        })
-        .collect()
-}
-
-/// The `pods` quota the last round asked `load-i` for.
-fn pods(round: usize, i: usize) -> String {
-    (round * 100 + i + 1).to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_updates_through_dropped_watches_expired_history_and_errors_ends_converged() {
     init_logging();
-    let cluster = Cluster::with_fixtures(&fixtures()).await;
+    let cluster = Cluster::with_fixtures(&defaulted_namespaces("load", NAMESPACES)).await;
     let host = Host::start(&cluster, DEV_CONFIG).await;
     let client = &cluster.client;
     for i in 0..NAMESPACES {
@@ -68,7 +55,7 @@ async fn a_burst_of_updates_through_dropped_watches_expired_history_and_errors_e
                 client,
                 &format!("load-{i}"),
                 "defaults.trellis.dev/quota",
-                &format!("pods={}", pods(round, i)),
+                &format!("pods={}", quota_pods(round, i)),
             )
             .await;
         }
@@ -87,21 +74,7 @@ async fn a_burst_of_updates_through_dropped_watches_expired_history_and_errors_e
     cluster.server.clear_faults();
 
     let last = ROUNDS - 1;
-    for i in 0..NAMESPACES {
-        let namespace = format!("load-{i}");
-        let wanted = pods(last, i);
-        until(
-            &format!("{namespace}'s quota at pods={wanted}"),
-            PATIENCE,
-            || async {
-                let quota = quota(client, &namespace).await?;
-                hard(&quota)
-                    .contains(&("pods".to_string(), wanted.clone()))
-                    .then_some(())
-            },
-        )
-        .await;
-    }
+    until_quotas_of_round(client, "load", NAMESPACES, last).await;
     // Exactly as without faults: the default quota with the last override, nothing else.
     for i in 0..NAMESPACES {
         let mut resources = hard(&quota(client, &format!("load-{i}")).await.unwrap());
@@ -110,7 +83,7 @@ async fn a_burst_of_updates_through_dropped_watches_expired_history_and_errors_e
             resources,
             vec![
                 ("persistentvolumeclaims".to_string(), "10".to_string()),
-                ("pods".to_string(), pods(last, i)),
+                ("pods".to_string(), quota_pods(last, i)),
                 ("requests.storage".to_string(), "100Gi".to_string()),
                 ("services.loadbalancers".to_string(), "0".to_string()),
                 ("services.nodeports".to_string(), "0".to_string()),

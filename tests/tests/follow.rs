@@ -2,29 +2,22 @@
 //! (Pods) reaching their primary's key (the Deployment) through the watch's mapping.
 
 use serde_json::json;
-use trellis_e2e::cluster::Cluster;
-use trellis_e2e::host::Host;
-use trellis_e2e::init_logging;
+use trellis_e2e::host::dev_host;
 use trellis_e2e::objects::{
-    annotate_namespace, delete_pod, hard, label_namespace, patch_pod_status, policy, quota, summary,
+    DEFAULTS_LABEL, annotate_namespace, delete_pod, enable_defaults, hard, label_namespace,
+    patch_pod_status, policy, quota, summary, until_policy,
 };
 use trellis_e2e::wait::{PATIENCE, until};
-use trellis_host::ops::dev::DEV_CONFIG;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labels_annotations_deletes_and_pod_changes_are_followed() {
-    init_logging();
-    let cluster = Cluster::with_dev_fixtures().await;
-    let host = Host::start(&cluster, DEV_CONFIG).await;
+    let (cluster, host) = dev_host().await;
     let client = &cluster.client;
-    until("defaults in team-a", PATIENCE, || async {
-        policy(client, "team-a").await.map(|_| ())
-    })
-    .await;
+    until_policy(client, "team-a", "defaults in team-a").await;
 
     // Relabel: sandbox gains the label, team-a loses it.
-    label_namespace(client, "sandbox", "trellis.dev/defaults", Some("enabled")).await;
-    label_namespace(client, "team-a", "trellis.dev/defaults", None).await;
+    enable_defaults(client, "sandbox").await;
+    label_namespace(client, "team-a", DEFAULTS_LABEL, None).await;
     until("defaults created in sandbox", PATIENCE, || async {
         (policy(client, "sandbox").await.is_some() && quota(client, "sandbox").await.is_some())
             .then_some(())

@@ -16,7 +16,10 @@ use trellis_devcluster::WriteRecord;
 use trellis_e2e::cluster::Cluster;
 use trellis_e2e::host::{Host, LEASE_DURATION, RETRY_PERIOD, elected};
 use trellis_e2e::init_logging;
-use trellis_e2e::objects::{annotate_namespace, hard, label_namespace, policy, quota};
+use trellis_e2e::objects::{
+    annotate_namespace, defaulted_namespaces, enable_defaults, quota_pods, until_policy,
+    until_quotas_of_round,
+};
 use trellis_e2e::wait::{PATIENCE, until};
 use trellis_host::manager::PluginPhase;
 use trellis_host::ops::dev::DEV_CONFIG;
@@ -43,10 +46,7 @@ async fn only_the_leader_reconciles_and_a_warm_standby_takes_over_without_relist
             .then_some(())
     })
     .await;
-    until("defaults in team-a", PATIENCE, || async {
-        policy(client, "team-a").await.map(|_| ())
-    })
-    .await;
+    until_policy(client, "team-a", "defaults in team-a").await;
     // The standby's caches are warm and its queue full, but it reconciles nothing.
     let standby = b.stats();
     for plugin in &standby.plugins {
@@ -59,11 +59,8 @@ async fn only_the_leader_reconciles_and_a_warm_standby_takes_over_without_relist
     assert!(a.shutdown().await.drained());
     elector_a.release().await.expect("release");
     b.running().await;
-    label_namespace(client, "sandbox", "trellis.dev/defaults", Some("enabled")).await;
-    until("the new leader reconciles", PATIENCE, || async {
-        policy(client, "sandbox").await.map(|_| ())
-    })
-    .await;
+    enable_defaults(client, "sandbox").await;
+    until_policy(client, "sandbox", "the new leader reconciles").await;
     // Nothing changed Pods or Deployments meanwhile: any object served for them now would be
     // a relist (a paginated list, or a streaming list's initial events).
     let after = cluster.server.accounting();
@@ -113,21 +110,6 @@ const SLACK: Duration = Duration::from_secs(10);
 /// to reads a moment before the server records its answer.
 const VISIBILITY: Duration = Duration::from_millis(50);
 
-fn churn_fixtures() -> String {
-    (0..CHURN)
-        .map(|i| {
-            format!(
-                "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: churn-{i}\n  labels: {{trellis.dev/defaults: enabled}}\n"
-            )
-        })
-        .collect()
-}
-
-/// The `pods` quota round `round` asks of `churn-i`.
-fn pods(round: usize, i: usize) -> String {
-    (round * 100 + i + 1).to_string()
-}
-
 /// Changes every churn namespace's quota, round after round (about ten a second), until
 /// stopped; answers the last round written.
 fn churn(client: kube::Client) -> (oneshot::Sender<()>, JoinHandle<usize>) {
@@ -140,7 +122,7 @@ fn churn(client: kube::Client) -> (oneshot::Sender<()>, JoinHandle<usize>) {
                     &client,
                     &format!("churn-{i}"),
                     "defaults.trellis.dev/quota",
-                    &format!("pods={}", pods(round, i)),
+                    &format!("pods={}", quota_pods(round, i)),
                 )
                 .await;
             }
@@ -259,7 +241,7 @@ fn handover(cluster: &Cluster, old: &str, new: &str) -> Duration {
 async fn replicas_never_write_at_once_through_a_release_and_a_crash_and_take_over_within_the_lease()
 {
     init_logging();
-    let cluster = Cluster::with_fixtures(&churn_fixtures()).await;
+    let cluster = Cluster::with_fixtures(&defaulted_namespaces("churn", CHURN)).await;
     let a = Replica::start(&cluster, "host-a").await;
     a.host.running().await;
     let b = Replica::start(&cluster, "host-b").await;
@@ -311,21 +293,7 @@ async fn replicas_never_write_at_once_through_a_release_and_a_crash_and_take_ove
     // Nothing was lost across the two handovers: every namespace ends at its last quota.
     stop_churn.send(()).expect("the churn runs");
     let last = churning.await.expect("the churn task");
-    for i in 0..CHURN {
-        let namespace = format!("churn-{i}");
-        let wanted = pods(last, i);
-        until(
-            &format!("{namespace}'s quota at pods={wanted}"),
-            PATIENCE,
-            || async {
-                let quota = quota(&cluster.client, &namespace).await?;
-                hard(&quota)
-                    .contains(&("pods".to_string(), wanted.clone()))
-                    .then_some(())
-            },
-        )
-        .await;
-    }
+    until_quotas_of_round(&cluster.client, "churn", CHURN, last).await;
     let lease = kube::Api::<Lease>::namespaced(cluster.client.clone(), "default")
         .get("trellis")
         .await

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use trellis_e2e::cluster::Cluster;
 use trellis_e2e::host::Host;
 use trellis_e2e::metrics;
-use trellis_e2e::objects::policy;
+use trellis_e2e::objects::until_policy;
 use trellis_e2e::wait::{PATIENCE, until};
 
 /// namespace-defaults may apply NetworkPolicies but not ResourceQuotas.
@@ -77,10 +77,7 @@ async fn a_write_outside_the_grant_is_forbidden_counted_logged_and_never_sent() 
     })
     .await;
     // The granted write went through.
-    until("the NetworkPolicy", PATIENCE, || async {
-        policy(client, "locked").await.map(|_| ())
-    })
-    .await;
+    until_policy(client, "locked", "the NetworkPolicy").await;
 
     let accounting = cluster.server.accounting();
     for verb in ["create", "update", "patch", "delete"] {

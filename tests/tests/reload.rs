@@ -2,11 +2,10 @@
 //! takes effect without a restart, an invalid one is rejected and the old keeps serving, new
 //! grants take effect, and what a running pool cannot change is refused with the field named.
 
-use trellis_e2e::cluster::Cluster;
-use trellis_e2e::host::Host;
-use trellis_e2e::objects::{label_namespace, policy, quota};
+use trellis_e2e::host::dev_host;
+use trellis_e2e::metrics;
+use trellis_e2e::objects::{enable_defaults, policy, quota, until_policy};
 use trellis_e2e::wait::{PATIENCE, until};
-use trellis_e2e::{init_logging, metrics};
 use trellis_host::manager::{ReloadError, Reloaded};
 use trellis_host::ops::dev::DEV_CONFIG;
 
@@ -14,14 +13,9 @@ const PLUGIN: &str = "namespace-defaults";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_versions_take_effect_and_invalid_ones_leave_the_old_one_serving() {
-    init_logging();
-    let cluster = Cluster::with_dev_fixtures().await;
-    let host = Host::start(&cluster, DEV_CONFIG).await;
+    let (cluster, host) = dev_host().await;
     let client = &cluster.client;
-    until("defaults in team-a", PATIENCE, || async {
-        policy(client, "team-a").await.map(|_| ())
-    })
-    .await;
+    until_policy(client, "team-a", "defaults in team-a").await;
     let original = host.config.plugin(PLUGIN).unwrap().clone();
 
     // A broken component: refused, the old version keeps serving.
@@ -38,11 +32,8 @@ async fn valid_versions_take_effect_and_invalid_ones_leave_the_old_one_serving()
     );
     assert!(message.contains("broken.wasm"), "{message}");
     assert!(message.contains("the running version is kept"), "{message}");
-    label_namespace(client, "sandbox", "trellis.dev/defaults", Some("enabled")).await;
-    until("the old version still reconciles", PATIENCE, || async {
-        policy(client, "sandbox").await.map(|_| ())
-    })
-    .await;
+    enable_defaults(client, "sandbox").await;
+    until_policy(client, "sandbox", "the old version still reconciles").await;
 
     // Another component takes effect at once: misbehave fails every Namespace (it has no
     // `data.mode`), so a newly labelled Namespace gets nothing and errors are counted.
@@ -53,7 +44,7 @@ async fn valid_versions_take_effect_and_invalid_ones_leave_the_old_one_serving()
         host.manager.reload_plugin(&other).await.unwrap(),
         Reloaded::Component
     );
-    label_namespace(client, "legacy", "trellis.dev/defaults", Some("enabled")).await;
+    enable_defaults(client, "legacy").await;
     until("the new version's failures", PATIENCE, || async {
         (host.stats().plugin(PLUGIN)?.errors > errors_before).then_some(())
     })
@@ -115,9 +106,7 @@ async fn valid_versions_take_effect_and_invalid_ones_leave_the_old_one_serving()
 async fn changed_files_reload_their_plugin_and_a_broken_config_is_rejected() {
     use trellis_host::manager::{FileReload, FileWatch};
 
-    init_logging();
-    let cluster = Cluster::with_dev_fixtures().await;
-    let host = Host::start(&cluster, DEV_CONFIG).await;
+    let (_cluster, host) = dev_host().await;
     let mut files = FileWatch::new(host.config.clone());
     assert_eq!(files.poll(&host.manager).await, vec![]);
 
@@ -192,9 +181,7 @@ async fn changed_files_reload_their_plugin_and_a_broken_config_is_rejected() {
 /// and the old one's watch is closed once the old version lets go of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_unchanged_watches_and_replaces_changed_ones() {
-    init_logging();
-    let cluster = Cluster::with_dev_fixtures().await;
-    let host = Host::start(&cluster, DEV_CONFIG).await;
+    let (cluster, host) = dev_host().await;
     host.running().await;
     let accounting = || cluster.server.accounting();
     let before = accounting();
@@ -248,13 +235,7 @@ async fn a_reload_keeps_unchanged_watches_and_replaces_changed_ones() {
     );
 
     // The reloaded version still does its job through the new watch.
-    label_namespace(
-        &cluster.client,
-        "sandbox",
-        "trellis.dev/defaults",
-        Some("enabled"),
-    )
-    .await;
+    enable_defaults(&cluster.client, "sandbox").await;
     until(
         "sandbox's quota through the new watch",
         PATIENCE,

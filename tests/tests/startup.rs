@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use trellis_devcluster::FaultRule;
 use trellis_e2e::cluster::Cluster;
 use trellis_e2e::host::Host;
 use trellis_e2e::init_logging;
@@ -123,12 +122,7 @@ async fn a_rejected_watch_fails_only_its_plugin_and_says_why_on_readyz() {
 async fn a_watch_that_cannot_sync_in_time_is_reported_and_its_plugin_starts_once_it_does() {
     init_logging();
     let cluster = Cluster::with_dev_fixtures().await;
-    for verb in ["list", "watch"] {
-        cluster
-            .server
-            .add_fault(FaultRule::error(Some(verb), Some("pods"), 500))
-            .unwrap();
-    }
+    cluster.fail_pod_lists();
     let config = format!("host:\n  cacheSyncTimeoutSeconds: 1\n{DEV_CONFIG}");
     let (options, health) = with_health();
     let host = Host::start_with(&cluster, &config, options).await;

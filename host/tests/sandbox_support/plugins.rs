@@ -3,32 +3,25 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
-use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 use serde_json::{Value, json};
 use trellis_host::sandbox::{
-    Budgets, CallReport, EngineConfig, Gvk, ObjectKey, Plugin, PluginHost, ReconcileRequest,
-    Sandbox,
+    Budgets, CallReport, Gvk, ObjectKey, Plugin, PluginHost, ReconcileRequest,
 };
 
 use super::fake_host::FakeHost;
 
-pub static SANDBOX: LazyLock<Sandbox> =
-    LazyLock::new(|| Sandbox::new(EngineConfig::default()).expect("the default sandbox starts"));
+#[path = "../support/components.rs"]
+mod components;
+pub use components::{SANDBOX, load_on};
 
 /// The misbehave plugin under default budgets; tests derive other budgets with
 /// `Plugin::with_budgets`, which does not recompile.
 pub static MISBEHAVE: LazyLock<Plugin> = LazyLock::new(|| load(&trellis_plugin_bundle::MISBEHAVE));
 
 pub fn load(component: &trellis_plugin_bundle::BuiltComponent) -> Plugin {
-    SANDBOX
-        .load_file(
-            component.name,
-            Path::new(component.path),
-            Budgets::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+    load_on(&SANDBOX, component)
 }
 
 /// `misbehave` under budgets changed by `f`.

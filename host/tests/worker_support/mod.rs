@@ -11,36 +11,30 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
-use trellis_host::cache::{self, Cache, JsonText, Metadata};
+use trellis_host::cache::{self, Cache};
 use trellis_host::queue::{self, QueueConfig, QueueMetrics, WorkQueue};
-use trellis_host::sandbox::{
-    self, Budgets, EngineConfig, ErrorCode, EventType, HostError, Plugin, PluginHost, Sandbox,
-    async_trait,
-};
+use trellis_host::sandbox::{self, Budgets, HostError, Plugin, async_trait};
 use trellis_host::worker::{GuestExecutor, Pool, PoolConfig, PoolSpec, Target, WorkerMetrics};
 
-pub static SANDBOX: LazyLock<Sandbox> =
-    LazyLock::new(|| Sandbox::new(EngineConfig::default()).expect("the default sandbox starts"));
+#[path = "../support/components.rs"]
+mod components;
+#[path = "../support/configmap_cache.rs"]
+mod configmap_cache;
+#[path = "../support/read_only_host.rs"]
+mod read_only_host;
+pub use components::{SANDBOX, load_as, load_on};
+pub use configmap_cache::{cached_json, configmap_cache, put_configmap};
+pub use read_only_host::{ReadOnly, Reads};
 
-static MISBEHAVE: LazyLock<Plugin> = LazyLock::new(|| {
-    let component = &trellis_plugin_bundle::MISBEHAVE;
-    SANDBOX
-        .load_file(
-            component.name,
-            Path::new(component.path),
-            Budgets::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
-});
+static MISBEHAVE: LazyLock<Plugin> =
+    LazyLock::new(|| load_on(&SANDBOX, &trellis_plugin_bundle::MISBEHAVE));
 
 /// The misbehave component, named `name` (the pool's plugin name), under budgets changed by
 /// `f`. Another name compiles the component again (a pool's plugin name is its metrics label).
@@ -51,19 +45,13 @@ pub fn misbehave(name: &str, f: impl FnOnce(&mut Budgets)) -> Plugin {
     if name == component.name {
         return MISBEHAVE.with_budgets(budgets).expect("valid test budgets");
     }
-    SANDBOX
-        .load_bytes(name, Path::new(component.path), component.wasm, budgets)
-        .unwrap_or_else(|e| panic!("{e}"))
+    load_as(&SANDBOX, name, component, budgets)
 }
 
 /// A loop that only the deadline stops, and a deadline no test waits for.
 pub fn endless(b: &mut Budgets) {
     b.fuel = u64::MAX / 2;
     b.deadline_ms = 600_000;
-}
-
-pub fn configmap_kind() -> cache::Gvk {
-    cache::Gvk::new("", "v1", "ConfigMap")
 }
 
 /// The queue key of ConfigMap `t/<name>`.
@@ -73,26 +61,16 @@ pub fn key(name: &str) -> queue::ObjectKey {
 
 /// Stores ConfigMap `t/<name>` with `data` (a misbehave mode and its parameters).
 pub fn put(cache: &Cache, name: &str, data: Value) {
-    let text = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"namespace": "t", "name": name, "uid": format!("uid-{name}"),
-                     "resourceVersion": "1"},
-        "data": data,
-    })
-    .to_string();
-    let raw: &RawValue = serde_json::from_str(&text).unwrap();
-    let meta = Metadata::parse(&text).unwrap();
-    cache.upsert(cache.build(raw, meta, JsonText::from(text.clone())));
+    put_configmap(cache, "t", name, data);
 }
 
 pub fn remove(cache: &Cache, name: &str) {
     cache.remove(&cache::ObjectKey::namespaced("t", name));
 }
 
-/// A `PluginHost` over the test's cache. `get` of the object named [`GATE`] waits until the
-/// test opens the gate (counting arrivals); `get` of [`BOOM`] panics. Writes and events are
-/// refused: no test plugin here writes.
+/// The reads of a `PluginHost` over the test's cache (the host is `ReadOnly<CacheHost>`). `get`
+/// of the object named [`GATE`] waits until the test opens the gate (counting arrivals); `get`
+/// of [`BOOM`] panics.
 pub struct CacheHost {
     cache: Arc<Cache>,
     gate: Semaphore,
@@ -104,13 +82,13 @@ pub const GATE: &str = "gate";
 pub const BOOM: &str = "boom";
 
 impl CacheHost {
-    pub fn new(cache: Arc<Cache>) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(cache: Arc<Cache>) -> Arc<ReadOnly<Self>> {
+        Arc::new(ReadOnly(Self {
             cache,
             gate: Semaphore::new(0),
             gate_arrivals: AtomicU64::new(0),
             arrived: Notify::new(),
-        })
+        }))
     }
 
     /// Lets `n` gated gets through.
@@ -132,15 +110,11 @@ impl CacheHost {
     }
 }
 
-fn refused() -> HostError {
-    HostError::new(
-        ErrorCode::Forbidden,
-        "the worker tests' host serves reads only",
-    )
-}
-
+/// Reads from the cache; writes and events are refused (no test plugin here writes).
 #[async_trait]
-impl PluginHost for CacheHost {
+impl Reads for CacheHost {
+    const REFUSAL: &'static str = "the worker tests' host serves reads only";
+
     async fn get(
         &self,
         _kind: &sandbox::Gvk,
@@ -158,60 +132,7 @@ impl PluginHost for CacheHost {
                 .expect("the gate is never closed")
                 .forget();
         }
-        let key = cache::ObjectKey::new(key.namespace.as_deref(), &key.name);
-        Ok(self.cache.get(&key).map(|o| o.json().as_str().to_string()))
-    }
-
-    async fn list(
-        &self,
-        _: &sandbox::Gvk,
-        _: Option<&str>,
-        _: Option<&str>,
-        _: u64,
-    ) -> Result<Vec<String>, HostError> {
-        Err(refused())
-    }
-
-    async fn lookup(
-        &self,
-        _: &sandbox::Gvk,
-        _: &str,
-        _: &str,
-        _: u64,
-    ) -> Result<Vec<String>, HostError> {
-        Err(refused())
-    }
-
-    async fn apply(&self, _: &str, _: bool) -> Result<String, HostError> {
-        Err(refused())
-    }
-
-    async fn patch_status(
-        &self,
-        _: &sandbox::Gvk,
-        _: &sandbox::ObjectKey,
-        _: &str,
-    ) -> Result<String, HostError> {
-        Err(refused())
-    }
-
-    async fn create(&self, _: &str) -> Result<String, HostError> {
-        Err(refused())
-    }
-
-    async fn delete(&self, _: &sandbox::Gvk, _: &sandbox::ObjectKey) -> Result<(), HostError> {
-        Err(refused())
-    }
-
-    async fn emit_event(
-        &self,
-        _: &sandbox::Gvk,
-        _: &sandbox::ObjectKey,
-        _: EventType,
-        _: &str,
-        _: &str,
-    ) -> Result<(), HostError> {
-        Err(refused())
+        Ok(cached_json(&self.cache, key))
     }
 }
 
@@ -221,7 +142,7 @@ pub struct World {
     pub metrics: WorkerMetrics,
     pub queue_metrics: QueueMetrics,
     pub cache: Arc<Cache>,
-    pub host: Arc<CacheHost>,
+    pub host: Arc<ReadOnly<CacheHost>>,
 }
 
 impl World {
@@ -229,7 +150,7 @@ impl World {
         let mut registry = Registry::default();
         let metrics = WorkerMetrics::register(&mut registry);
         let queue_metrics = QueueMetrics::register(&mut registry);
-        let cache = Arc::new(Cache::new(configmap_kind(), Vec::new()));
+        let cache = Arc::new(configmap_cache());
         let host = CacheHost::new(cache.clone());
         Self {
             registry,
@@ -238,6 +159,13 @@ impl World {
             cache,
             host,
         }
+    }
+
+    /// Stores ConfigMap `t/<name>` with `data` and enqueues its key on `pool`, as an informer
+    /// does on a change.
+    pub fn submit(&self, pool: &Pool, name: &str, data: Value) {
+        put(&self.cache, name, data);
+        pool.queue().add(key(name));
     }
 
     /// A queue for `plugin` whose retries are quick and unthrottled, so tests see several.
