@@ -1,24 +1,29 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded to JSON.
 //!
 //! kubectl's generators (`kubectl create namespace`, `create configmap`, `create secret`,
-//! `create serviceaccount`...) build typed objects and always send them as protobuf; client-go
-//! falls back to JSON after a 415 only for CBOR, so a server that answers protobuf with 415
-//! breaks those commands. The devcluster stores JSON, so it decodes what those commands send:
-//! the envelope (`runtime.Unknown` behind the `k8s\0` magic) and, for the kinds listed in
-//! `KINDS`, the object, following the field numbers of the kinds' `generated.proto`. The
-//! result goes through the same path as a JSON body (schema round-trip, validation), so nothing
-//! downstream knows the difference.
+//! `create serviceaccount`, `create deployment`, `create job`...) build typed objects and
+//! always send them as protobuf; client-go falls back to JSON after a 415 only for CBOR, so a
+//! server that answers protobuf with 415 breaks those commands. The devcluster stores JSON, so
+//! it decodes what those commands send: the envelope (`runtime.Unknown` behind the `k8s\0`
+//! magic) and, for the kinds listed in `KINDS`, the object, following the field numbers of the
+//! kinds' `generated.proto` (k8s.io/api core/v1, apps/v1, batch/v1; apimachinery meta/v1).
+//! The result goes through the same path as a JSON body (schema round-trip, validation), so
+//! nothing downstream knows the difference.
 //!
-//! Why a schema table rather than generated code: the handful of messages needed fit in one
-//! screen, and a table keeps one decoder for all of them. Any field number the table does not
-//! know is refused (415 naming the message and field) rather than dropped, so nothing sent is
-//! silently lost; so is any kind outside the table, with a message saying to send JSON.
+//! Why a schema table rather than generated code: the messages needed fit in a few screens,
+//! and a table keeps one decoder for all of them. The table holds each message's fields that
+//! kubectl's generators write plus the common ones next to them, not the whole API: any field
+//! number the table does not know is refused (415 naming the message and field) rather than
+//! dropped, so nothing sent is silently lost; so is any kind outside the table, with a message
+//! saying to send JSON.
 //!
 //! JSON shape: Go's `encoding/json` of the decoded struct, which is what the real server
-//! stores. gogo-protobuf writes every non-pointer field, empty or not; empty strings and zero
-//! times are left out (their JSON tags say `omitempty`), numbers, booleans and messages are kept
-//! (a pointer field set to zero or to an empty struct means something: `replicas: 0`,
-//! `emptyDir: {}`).
+//! stores. gogo-protobuf writes every non-pointer field, empty or not, and pointer fields only
+//! when set. Empty strings and zero times are left out (their JSON tags say `omitempty`), and
+//! so are zero numbers and false booleans of the non-pointer `omitempty` fields the table marks
+//! (`omitempty(..)`); other numbers, booleans and messages are kept (a pointer field set to
+//! zero or to an empty struct means something: `replicas: 0`, `emptyDir: {}`, and Go writes
+//! an empty non-pointer struct as `{}`: `status: {}`, `resources: {}`).
 
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -43,6 +48,9 @@ enum Ty {
     StringMap,
     /// `map<string, bytes>`: values base64 in JSON, as Go encodes `[]byte`.
     BytesMap,
+    /// `map<string, resource.Quantity>`: each value a message whose field 1 is the quantity's
+    /// text (`500m`, `1Gi`), which is also its JSON.
+    QuantityMap,
     Message(&'static Message),
 }
 
@@ -52,23 +60,35 @@ struct Field {
     name: &'static str,
     ty: Ty,
     repeated: bool,
+    /// A non-pointer Go number or boolean tagged `omitempty`: gogo-protobuf writes it even
+    /// when zero, and Go's JSON leaves it out then.
+    omit_zero: bool,
 }
 
+/// A field Go's JSON writes whenever the wire carries it: strings (empty ones are left out
+/// anyway), messages, and pointer or non-`omitempty` numbers and booleans.
 const fn one(number: u64, name: &'static str, ty: Ty) -> Field {
     Field {
         number,
         name,
         ty,
         repeated: false,
+        omit_zero: false,
     }
 }
 
 const fn many(number: u64, name: &'static str, ty: Ty) -> Field {
     Field {
-        number,
-        name,
-        ty,
         repeated: true,
+        ..one(number, name, ty)
+    }
+}
+
+/// A non-pointer `omitempty` number or boolean (`omit_zero`).
+const fn omitempty(number: u64, name: &'static str, ty: Ty) -> Field {
+    Field {
+        omit_zero: true,
+        ..one(number, name, ty)
     }
 }
 
@@ -78,7 +98,7 @@ struct Message {
     fields: &'static [Field],
 }
 
-use Ty::{Bool, BytesMap, Int, String as Str, StringMap, Time};
+use Ty::{Bool, BytesMap, Int, QuantityMap, String as Str, StringMap, Time};
 
 static TYPE_META: Message = Message {
     name: "TypeMeta",
@@ -106,7 +126,7 @@ static OBJECT_META: Message = Message {
         one(4, "selfLink", Str),
         one(5, "uid", Str),
         one(6, "resourceVersion", Str),
-        one(7, "generation", Int),
+        omitempty(7, "generation", Int),
         one(8, "creationTimestamp", Time),
         one(9, "deletionTimestamp", Time),
         one(10, "deletionGracePeriodSeconds", Int),
@@ -199,12 +219,213 @@ static SERVICE_ACCOUNT: Message = Message {
     ],
 };
 
+static LABEL_SELECTOR_REQUIREMENT: Message = Message {
+    name: "LabelSelectorRequirement",
+    fields: &[
+        one(1, "key", Str),
+        one(2, "operator", Str),
+        many(3, "values", Str),
+    ],
+};
+
+static LABEL_SELECTOR: Message = Message {
+    name: "LabelSelector",
+    fields: &[
+        one(1, "matchLabels", StringMap),
+        many(
+            2,
+            "matchExpressions",
+            Ty::Message(&LABEL_SELECTOR_REQUIREMENT),
+        ),
+    ],
+};
+
+static CONTAINER_PORT: Message = Message {
+    name: "ContainerPort",
+    fields: &[
+        one(1, "name", Str),
+        omitempty(2, "hostPort", Int),
+        one(3, "containerPort", Int),
+        one(4, "protocol", Str),
+        one(5, "hostIP", Str),
+    ],
+};
+
+static RESOURCE_REQUIREMENTS: Message = Message {
+    name: "ResourceRequirements",
+    fields: &[
+        one(1, "limits", QuantityMap),
+        one(2, "requests", QuantityMap),
+    ],
+};
+
+static CONTAINER: Message = Message {
+    name: "Container",
+    fields: &[
+        one(1, "name", Str),
+        one(2, "image", Str),
+        many(3, "command", Str),
+        many(4, "args", Str),
+        one(5, "workingDir", Str),
+        many(6, "ports", Ty::Message(&CONTAINER_PORT)),
+        one(8, "resources", Ty::Message(&RESOURCE_REQUIREMENTS)),
+        one(13, "terminationMessagePath", Str),
+        one(14, "imagePullPolicy", Str),
+        omitempty(16, "stdin", Bool),
+        omitempty(17, "stdinOnce", Bool),
+        omitempty(18, "tty", Bool),
+        one(20, "terminationMessagePolicy", Str),
+        one(24, "restartPolicy", Str),
+    ],
+};
+
+static POD_SPEC: Message = Message {
+    name: "PodSpec",
+    fields: &[
+        many(2, "containers", Ty::Message(&CONTAINER)),
+        one(3, "restartPolicy", Str),
+        one(4, "terminationGracePeriodSeconds", Int),
+        one(5, "activeDeadlineSeconds", Int),
+        one(6, "dnsPolicy", Str),
+        one(7, "nodeSelector", StringMap),
+        one(8, "serviceAccountName", Str),
+        one(9, "serviceAccount", Str),
+        one(10, "nodeName", Str),
+        omitempty(11, "hostNetwork", Bool),
+        omitempty(12, "hostPID", Bool),
+        omitempty(13, "hostIPC", Bool),
+        many(15, "imagePullSecrets", Ty::Message(&LOCAL_OBJECT_REFERENCE)),
+        one(16, "hostname", Str),
+        one(17, "subdomain", Str),
+        one(19, "schedulerName", Str),
+        many(20, "initContainers", Ty::Message(&CONTAINER)),
+        one(21, "automountServiceAccountToken", Bool),
+        one(24, "priorityClassName", Str),
+    ],
+};
+
+static POD_TEMPLATE_SPEC: Message = Message {
+    name: "PodTemplateSpec",
+    fields: &[
+        one(1, "metadata", Ty::Message(&OBJECT_META)),
+        one(2, "spec", Ty::Message(&POD_SPEC)),
+    ],
+};
+
+static DEPLOYMENT_STRATEGY: Message = Message {
+    name: "DeploymentStrategy",
+    fields: &[one(1, "type", Str)],
+};
+
+static DEPLOYMENT_SPEC: Message = Message {
+    name: "DeploymentSpec",
+    fields: &[
+        one(1, "replicas", Int),
+        one(2, "selector", Ty::Message(&LABEL_SELECTOR)),
+        one(3, "template", Ty::Message(&POD_TEMPLATE_SPEC)),
+        one(4, "strategy", Ty::Message(&DEPLOYMENT_STRATEGY)),
+        omitempty(5, "minReadySeconds", Int),
+        one(6, "revisionHistoryLimit", Int),
+        omitempty(7, "paused", Bool),
+        one(9, "progressDeadlineSeconds", Int),
+    ],
+};
+
+static DEPLOYMENT_CONDITION: Message = Message {
+    name: "DeploymentCondition",
+    fields: &[
+        one(1, "type", Str),
+        one(2, "status", Str),
+        one(4, "reason", Str),
+        one(5, "message", Str),
+        one(6, "lastUpdateTime", Time),
+        one(7, "lastTransitionTime", Time),
+    ],
+};
+
+static DEPLOYMENT_STATUS: Message = Message {
+    name: "DeploymentStatus",
+    fields: &[
+        omitempty(1, "observedGeneration", Int),
+        omitempty(2, "replicas", Int),
+        omitempty(3, "updatedReplicas", Int),
+        omitempty(4, "availableReplicas", Int),
+        omitempty(5, "unavailableReplicas", Int),
+        many(6, "conditions", Ty::Message(&DEPLOYMENT_CONDITION)),
+        omitempty(7, "readyReplicas", Int),
+        one(8, "collisionCount", Int),
+    ],
+};
+
+static DEPLOYMENT: Message = Message {
+    name: "Deployment",
+    fields: &[
+        one(1, "metadata", Ty::Message(&OBJECT_META)),
+        one(2, "spec", Ty::Message(&DEPLOYMENT_SPEC)),
+        one(3, "status", Ty::Message(&DEPLOYMENT_STATUS)),
+    ],
+};
+
+static JOB_SPEC: Message = Message {
+    name: "JobSpec",
+    fields: &[
+        one(1, "parallelism", Int),
+        one(2, "completions", Int),
+        one(3, "activeDeadlineSeconds", Int),
+        one(4, "selector", Ty::Message(&LABEL_SELECTOR)),
+        one(5, "manualSelector", Bool),
+        one(6, "template", Ty::Message(&POD_TEMPLATE_SPEC)),
+        one(7, "backoffLimit", Int),
+        one(8, "ttlSecondsAfterFinished", Int),
+        one(9, "completionMode", Str),
+        one(10, "suspend", Bool),
+    ],
+};
+
+static JOB_CONDITION: Message = Message {
+    name: "JobCondition",
+    fields: &[
+        one(1, "type", Str),
+        one(2, "status", Str),
+        one(3, "lastProbeTime", Time),
+        one(4, "lastTransitionTime", Time),
+        one(5, "reason", Str),
+        one(6, "message", Str),
+    ],
+};
+
+static JOB_STATUS: Message = Message {
+    name: "JobStatus",
+    fields: &[
+        many(1, "conditions", Ty::Message(&JOB_CONDITION)),
+        one(2, "startTime", Time),
+        one(3, "completionTime", Time),
+        omitempty(4, "active", Int),
+        omitempty(5, "succeeded", Int),
+        omitempty(6, "failed", Int),
+        one(7, "completedIndexes", Str),
+        one(9, "ready", Int),
+        one(11, "terminating", Int),
+    ],
+};
+
+static JOB: Message = Message {
+    name: "Job",
+    fields: &[
+        one(1, "metadata", Ty::Message(&OBJECT_META)),
+        one(2, "spec", Ty::Message(&JOB_SPEC)),
+        one(3, "status", Ty::Message(&JOB_STATUS)),
+    ],
+};
+
 /// The kinds whose protobuf the devcluster decodes, by apiVersion and kind.
-static KINDS: [(&str, &str, &Message); 4] = [
+static KINDS: [(&str, &str, &Message); 6] = [
     ("v1", "Namespace", &NAMESPACE),
     ("v1", "ConfigMap", &CONFIG_MAP),
     ("v1", "Secret", &SECRET),
     ("v1", "ServiceAccount", &SERVICE_ACCOUNT),
+    ("apps/v1", "Deployment", &DEPLOYMENT),
+    ("batch/v1", "Job", &JOB),
 ];
 
 /// Why a body could not be decoded. `Malformed` is the client's fault (400); `Unsupported`
@@ -349,7 +570,7 @@ fn message(schema: &Message, bytes: &[u8]) -> Result<Value, DecodeError> {
         let value = scalar(schema, field, wire)?;
         match (field.ty, value) {
             (_, None) => {}
-            (StringMap | BytesMap, Some(Value::Array(entry))) => {
+            (StringMap | BytesMap | QuantityMap, Some(Value::Array(entry))) => {
                 let entries = object
                     .entry(field.name)
                     .or_insert_with(|| Value::Object(Map::new()));
@@ -391,11 +612,12 @@ fn scalar(schema: &Message, field: &Field, wire: Wire<'_>) -> Result<Option<Valu
     };
     let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     Ok(match (field.ty, wire) {
+        (Int | Bool, Wire::Varint(0)) if field.omit_zero => None,
         (Int, Wire::Varint(v)) => Some(Value::from(v as i64)),
         (Bool, Wire::Varint(v)) => Some(Value::Bool(v != 0)),
         (Str, Wire::Bytes(b)) => Some(Value::String(text(b)?)).filter(|v| v != ""),
         (Time, Wire::Bytes(b)) => time(b)?.map(Value::String),
-        (StringMap | BytesMap, Wire::Bytes(b)) => {
+        (StringMap | BytesMap | QuantityMap, Wire::Bytes(b)) => {
             let (mut key, mut value) = (String::new(), Vec::new());
             for (number, wire) in fields(b)? {
                 match (number, wire) {
@@ -405,14 +627,32 @@ fn scalar(schema: &Message, field: &Field, wire: Wire<'_>) -> Result<Option<Valu
                 }
             }
             let value = match field.ty {
-                BytesMap => Value::String(base64(&value)),
-                _ => Value::String(text(&value)?),
+                BytesMap => base64(&value),
+                QuantityMap => quantity(&value).ok_or_else(|| {
+                    DecodeError::Malformed(format!(
+                        "{}.{}[{key}] is not a Quantity",
+                        schema.name, field.name
+                    ))
+                })?,
+                _ => text(&value)?,
             };
-            Some(Value::Array(vec![Value::String(key), value]))
+            Some(Value::Array(vec![Value::String(key), Value::String(value)]))
         }
         (Ty::Message(inner), Wire::Bytes(b)) => Some(message(inner, b)?),
         _ => return Err(mismatch()),
     })
+}
+
+/// `resource.Quantity` (string = 1): its text; `None` when the message is anything else.
+fn quantity(bytes: &[u8]) -> Option<String> {
+    let mut text = String::new();
+    for (number, wire) in fields(bytes).ok()? {
+        match (number, wire) {
+            (1, Wire::Bytes(b)) => text = std::str::from_utf8(b).ok()?.to_string(),
+            _ => return None,
+        }
+    }
+    Some(text)
 }
 
 /// `meta.v1.Time` (seconds = 1, nanos = 2) as RFC 3339; the zero time is left out, as Go's
@@ -510,7 +750,7 @@ mod tests {
             object,
             json!({
                 "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "y", "namespace": "x", "generation": 0, "labels": {"app": "web"}},
+                "metadata": {"name": "y", "namespace": "x", "labels": {"app": "web"}},
                 "data": {"a": "b", "c": "d"},
                 "binaryData": {"bin": "AJ//"},
                 "immutable": true,
@@ -558,6 +798,249 @@ mod tests {
         );
     }
 
+    fn unhex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    /// What kubectl 1.32 sends for `kubectl create deployment web --image=nginx:1.27
+    /// --image=registry.example/tools/busybox --replicas=3 --port=8080` (captured from the
+    /// wire by a server that recorded the POST body).
+    const KUBECTL_DEPLOYMENT: &str = "
+        6b3873000a150a07617070732f7631120a4465706c6f796d656e7412ff010a1f0a0377656212001a0022002a00320038
+        0042005a0a0a03617070120377656212cd010803120c0a0a0a0361707012037765621ab2010a1c0a0012001a0022002a
+        003200380042005a0a0a03617070120377656212910112340a056e67696e78120a6e67696e783a312e32372a00320b0a
+        00100018903f22002a0042006a007200800100880100900100a20100123d0a0762757379626f78121e72656769737472
+        792e6578616d706c652f746f6f6c732f62757379626f782a0042006a007200800100880100900100a201001a00320042
+        004a0052005800600068008201008a01009a0100c2010022020a00280038001a0c0800100018002000280038001a0022
+        00";
+
+    /// `kubectl create job once --image=busybox -- sh -c "echo hi"`, captured the same way.
+    const KUBECTL_JOB: &str = "
+        6b3873000a0f0a0862617463682f763112034a6f62128f010a140a046f6e636512001a0022002a00320038004200126d
+        326b0a100a0012001a0022002a00320038004200125712340a046f6e6365120762757379626f781a0273681a022d631a
+        076563686f2068692a0042006a007200800100880100900100a201001a054e65766572320042004a0052005800600068
+        008201008a01009a0100c201001a082000280030003a001a002200";
+
+    /// The expected JSON is kubectl's own `--dry-run=client -o json` for the same commands
+    /// (Go's encoding of the same structs), less its `creationTimestamp: null`: zero times are
+    /// left out, which the server reads the same way.
+    #[test]
+    fn kubectls_own_bodies_decode_to_its_dry_run_json() {
+        let deployment = decode(&unhex(KUBECTL_DEPLOYMENT)).unwrap();
+        assert_eq!(
+            deployment,
+            json!({
+                "kind": "Deployment",
+                "apiVersion": "apps/v1",
+                "metadata": {"name": "web", "labels": {"app": "web"}},
+                "spec": {
+                    "replicas": 3,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "nginx",
+                                    "image": "nginx:1.27",
+                                    "ports": [{"containerPort": 8080}],
+                                    "resources": {}
+                                },
+                                {
+                                    "name": "busybox",
+                                    "image": "registry.example/tools/busybox",
+                                    "resources": {}
+                                }
+                            ]
+                        }
+                    },
+                    "strategy": {}
+                },
+                "status": {}
+            })
+        );
+        let job = decode(&unhex(KUBECTL_JOB)).unwrap();
+        assert_eq!(
+            job,
+            json!({
+                "kind": "Job",
+                "apiVersion": "batch/v1",
+                "metadata": {"name": "once"},
+                "spec": {
+                    "template": {
+                        "metadata": {},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "once",
+                                    "image": "busybox",
+                                    "command": ["sh", "-c", "echo hi"],
+                                    "resources": {}
+                                }
+                            ],
+                            "restartPolicy": "Never"
+                        }
+                    }
+                },
+                "status": {}
+            })
+        );
+    }
+
+    /// A real body cut short is refused as malformed (400), never decoded into a partial
+    /// object, and never panics; a cut object inside a well-formed envelope decodes only when
+    /// the cut falls between the Deployment's own top-level fields.
+    #[test]
+    fn real_bodies_cut_short_are_refused() {
+        let body = unhex(KUBECTL_DEPLOYMENT);
+        // The magic (4 bytes) and TypeMeta (2 + 21), then the object: a 3-byte header and 255
+        // bytes, then contentEncoding and contentType (2 bytes each).
+        let object = 30..body.len() - 4;
+        assert_eq!(object.len(), 255);
+        for cut in object.clone() {
+            let error = decode(&body[..cut]).unwrap_err();
+            assert!(
+                error.code == 400 && error.message.contains("bytes long"),
+                "{cut}: {}",
+                error.message
+            );
+        }
+        let raw = &body[object];
+        let decoded: Vec<usize> = (0..raw.len())
+            .filter(
+                |cut| match decode(&envelope("apps/v1", "Deployment", &raw[..*cut])) {
+                    Ok(_) => true,
+                    Err(error) => {
+                        assert_eq!(error.code, 400, "{cut}: {}", error.message);
+                        false
+                    }
+                },
+            )
+            .collect();
+        // Nothing, metadata only, metadata and spec.
+        assert_eq!(decoded, vec![0, 33, 33 + 3 + 205]);
+    }
+
+    fn quantity(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        bytes(1, text.as_bytes(), &mut out);
+        out
+    }
+
+    /// A Deployment whose container has `extra` appended: requests and limits, a selector
+    /// expression, and zeros of both kinds (`omitempty` ones left out, pointer ones kept).
+    fn deployment(extra: &[u8]) -> Vec<u8> {
+        let mut resources = Vec::new();
+        bytes(1, &entry("memory", &quantity("1Gi")), &mut resources);
+        bytes(2, &entry("cpu", &quantity("250m")), &mut resources);
+        let mut port = Vec::new();
+        bytes(1, b"", &mut port);
+        int(2, 0, &mut port);
+        int(3, 80, &mut port);
+        bytes(4, b"UDP", &mut port);
+        let mut container = Vec::new();
+        bytes(1, b"app", &mut container);
+        bytes(2, b"nginx", &mut container);
+        bytes(6, &port, &mut container);
+        bytes(8, &resources, &mut container);
+        int(16, 0, &mut container);
+        int(18, 1, &mut container);
+        container.extend_from_slice(extra);
+        let mut pod = Vec::new();
+        bytes(2, &container, &mut pod);
+        bytes(3, b"", &mut pod);
+        int(11, 0, &mut pod);
+        let mut template = Vec::new();
+        bytes(1, &metadata("", ""), &mut template);
+        bytes(2, &pod, &mut template);
+        let mut requirement = Vec::new();
+        bytes(1, b"tier", &mut requirement);
+        bytes(2, b"In", &mut requirement);
+        bytes(3, b"web", &mut requirement);
+        bytes(3, b"api", &mut requirement);
+        let mut selector = Vec::new();
+        bytes(1, &entry("app", b"web"), &mut selector);
+        bytes(2, &requirement, &mut selector);
+        let mut spec = Vec::new();
+        int(1, 0, &mut spec);
+        bytes(2, &selector, &mut spec);
+        bytes(3, &template, &mut spec);
+        bytes(4, b"", &mut spec);
+        int(5, 0, &mut spec);
+        int(7, 0, &mut spec);
+        let mut status = Vec::new();
+        int(1, 0, &mut status);
+        int(2, 0, &mut status);
+        let mut raw = Vec::new();
+        bytes(1, &metadata("web", "x"), &mut raw);
+        bytes(2, &spec, &mut raw);
+        bytes(3, &status, &mut raw);
+        envelope("apps/v1", "Deployment", &raw)
+    }
+
+    #[test]
+    fn a_deployment_decodes_zeros_quantities_and_selectors_as_go_writes_them() {
+        let object = decode(&deployment(&[])).unwrap();
+        assert_eq!(
+            object,
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "x", "labels": {"app": "web"}},
+                "spec": {
+                    "replicas": 0,
+                    "selector": {
+                        "matchLabels": {"app": "web"},
+                        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}],
+                    },
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{
+                            "name": "app", "image": "nginx",
+                            "ports": [{"containerPort": 80, "protocol": "UDP"}],
+                            "resources": {"limits": {"memory": "1Gi"}, "requests": {"cpu": "250m"}},
+                            "tty": true,
+                        }]},
+                    },
+                    "strategy": {},
+                },
+                "status": {},
+            })
+        );
+    }
+
+    #[test]
+    fn a_field_the_table_lacks_deep_in_a_deployment_is_named() {
+        let mut probe = Vec::new();
+        bytes(10, b"", &mut probe); // livenessProbe
+        let error = decode(&deployment(&probe)).unwrap_err();
+        assert_eq!((error.code, error.reason), (415, "UnsupportedMediaType"));
+        assert!(
+            error
+                .message
+                .contains("protobuf field 10 of Container is not decoded"),
+            "{}",
+            error.message
+        );
+
+        let mut limits = Vec::new();
+        bytes(1, &entry("cpu", &[0x10, 0x01]), &mut limits); // a varint, not a Quantity
+        let mut resources = Vec::new();
+        bytes(8, &limits, &mut resources);
+        let error = decode(&deployment(&resources)).unwrap_err();
+        assert_eq!(error.code, 400);
+        assert!(
+            error
+                .message
+                .contains("ResourceRequirements.limits[cpu] is not a Quantity"),
+            "{}",
+            error.message
+        );
+    }
+
     #[test]
     fn bad_bodies_are_refused_with_what_is_wrong() {
         let error = decode(b"{\"kind\":\"ConfigMap\"}").unwrap_err();
@@ -589,11 +1072,11 @@ mod tests {
             )
         );
 
-        let error = decode(&envelope("apps/v1", "Deployment", b"")).unwrap_err();
+        let error = decode(&envelope("v1", "Service", b"")).unwrap_err();
         assert_eq!((error.code, error.reason), (415, "UnsupportedMediaType"));
         assert!(
-            error.message.contains("apps/v1 Deployment")
-                && error.message.contains("v1 ConfigMap")
+            error.message.contains("protobuf v1 Service:")
+                && error.message.contains("apps/v1 Deployment")
                 && error.message.contains("as JSON"),
             "{}",
             error.message

@@ -438,12 +438,103 @@ async fn kubectl_create_generators_send_protobuf_and_work() {
         )
         .await;
     // A kind whose protobuf is not decoded is refused, saying what to do, and not stored.
-    let deployment = kubectl
-        .fails(&["create", "deployment", "d", "--image=nginx", "-n", "x"])
+    let services = cluster.count("services");
+    let service = kubectl
+        .fails(&["create", "service", "clusterip", "s", "--tcp=80", "-n", "x"])
         .await;
     assert!(
-        deployment.contains("apps/v1 Deployment") && deployment.contains("as JSON"),
-        "{deployment}"
+        service.contains("protobuf v1 Service:") && service.contains("as JSON"),
+        "{service}"
     );
-    assert_eq!(cluster.count("deployments.apps"), 0);
+    assert_eq!(cluster.count("services"), services);
+}
+
+/// `kubectl create deployment` (the first thing a user of `trellis dev` tries) and `kubectl
+/// create job` send apps/v1 Deployment and batch/v1 Job as protobuf, with a pod template
+/// inside: the server decodes every field they send, and kubectl reads back what it asked for.
+#[tokio::test]
+async fn kubectl_create_deployment_and_job_are_decoded() {
+    if !kubectl_available().await {
+        return;
+    }
+    let (cluster, _client) = start().await;
+    let kubectl = Kubectl::new(&cluster);
+    let out = kubectl
+        .ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--image=registry.example/tools/busybox",
+            "--replicas=3",
+            "--port=8080",
+        ])
+        .await;
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    let web = kubectl
+        .json(&["get", "deployment", "web", "--show-managed-fields"])
+        .await;
+    assert_eq!(web["metadata"]["labels"], json!({"app": "web"}));
+    assert_eq!(web["spec"]["replicas"], 3);
+    assert_eq!(
+        web["spec"]["selector"],
+        json!({"matchLabels": {"app": "web"}})
+    );
+    let template = &web["spec"]["template"];
+    assert_eq!(template["metadata"]["labels"], json!({"app": "web"}));
+    let containers = template["spec"]["containers"].as_array().unwrap();
+    let named: Vec<(&str, &str)> = containers
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["image"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        named,
+        vec![
+            ("nginx", "nginx:1.27"),
+            ("busybox", "registry.example/tools/busybox")
+        ]
+    );
+    assert_eq!(containers[0]["ports"][0]["containerPort"], 8080);
+    assert!(containers[1].get("ports").is_none(), "{web}");
+    assert_eq!(
+        web["metadata"]["managedFields"][0]["manager"],
+        "kubectl-create"
+    );
+    let table = kubectl.ok(&["get", "deployments"]).await;
+    assert!(table.contains("web"), "{table}");
+    // --replicas=0 is sent as a set pointer: it is kept, not taken for "unset".
+    kubectl
+        .ok(&[
+            "create",
+            "deployment",
+            "idle",
+            "--image=nginx",
+            "--replicas=0",
+        ])
+        .await;
+    let idle = kubectl.json(&["get", "deployment", "idle"]).await;
+    assert_eq!(idle["spec"]["replicas"], 0);
+
+    let out = kubectl
+        .ok(&[
+            "create",
+            "job",
+            "once",
+            "--image=busybox",
+            "--",
+            "sh",
+            "-c",
+            "echo hi",
+        ])
+        .await;
+    assert_eq!(out.trim(), "job.batch/once created");
+    let job = kubectl.json(&["get", "job", "once"]).await;
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(
+        pod["containers"],
+        json!([{"name": "once", "image": "busybox", "command": ["sh", "-c", "echo hi"], "resources": {}}])
+    );
+    assert_eq!(cluster.count("deployments.apps"), 2);
+    assert_eq!(cluster.count("jobs.batch"), 1);
 }
