@@ -68,6 +68,8 @@ struct Settings {
     only: Option<Side>,
     /// `host.guests.nice` for Trellis; `None` keeps the host's default (10).
     guest_nice: Option<u8>,
+    /// `host.guests.threads` for Trellis; `None` keeps the host's default (half the cores).
+    guest_threads: Option<u16>,
     /// Trellis keeps compiled components in `host.engine.cacheDir`, filled before round 1,
     /// as deploy/ runs it; off: every cold start compiles.
     artifact_cache: bool,
@@ -104,6 +106,10 @@ impl Settings {
             guest_nice: std::env::var("E2E_BENCH_GUEST_NICE").ok().map(|v| {
                 v.parse()
                     .unwrap_or_else(|_| panic!("E2E_BENCH_GUEST_NICE={v:?}: expected 0..=19"))
+            }),
+            guest_threads: std::env::var("E2E_BENCH_GUEST_THREADS").ok().map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("E2E_BENCH_GUEST_THREADS={v:?}: expected 1..=1024"))
             }),
             artifact_cache: var("E2E_BENCH_ARTIFACT_CACHE", 1u8) != 0,
             predicates: var("E2E_BENCH_PREDICATES", 0u8) != 0,
@@ -255,7 +261,7 @@ fn main() {
         .expect("writing the fixtures");
     cluster.load_fixtures(&fixtures).expect("seeding");
     println!(
-        "e2e benchmark: {} Deployments + {} ConfigMaps seeded in {:.1}s; {} workers each, {} rounds, triggers {} at a time, Trellis guests at nice {}",
+        "e2e benchmark: {} Deployments + {} ConfigMaps seeded in {:.1}s; {} workers each, {} rounds, triggers {} at a time, Trellis guests at nice {} on {} thread(s)",
         settings.objects,
         settings.objects,
         seeded.elapsed().as_secs_f64(),
@@ -264,12 +270,17 @@ fn main() {
         settings.trigger_concurrency,
         settings
             .guest_nice
-            .map_or_else(|| "10 (the default)".to_string(), |n| n.to_string())
+            .map_or_else(|| "10 (the default)".to_string(), |n| n.to_string()),
+        settings.guest_threads.map_or_else(
+            || "half the cores' (the default)".to_string(),
+            |n| n.to_string()
+        )
     );
     let host_setup = trellis::HostSetup {
         namespace: NAMESPACE,
         workers: settings.workers,
         guest_nice: settings.guest_nice,
+        guest_threads: settings.guest_threads,
         artifact_cache: settings
             .artifact_cache
             .then(|| dir.path().join("artifacts")),

@@ -27,6 +27,8 @@ pub struct HostSetup {
     pub workers: u16,
     /// `host.guests.nice`; `None`: the host's default (10).
     pub guest_nice: Option<u8>,
+    /// `host.guests.threads`; `None`: the host's default (half the cores).
+    pub guest_threads: Option<u16>,
     /// `host.engine.cacheDir`, as deploy/ sets it (`/var/cache/trellis`); `None`: every start
     /// compiles the component.
     pub artifact_cache: Option<PathBuf>,
@@ -41,10 +43,19 @@ impl HostSetup {
         let Self {
             namespace, workers, ..
         } = self;
-        let guests = self
-            .guest_nice
-            .map(|nice| format!("  guests: {{nice: {nice}}}\n"))
-            .unwrap_or_default();
+        let guests: Vec<String> = [
+            self.guest_nice.map(|nice| format!("nice: {nice}")),
+            self.guest_threads
+                .map(|threads| format!("threads: {threads}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let guests = if guests.is_empty() {
+            String::new()
+        } else {
+            format!("  guests: {{{}}}\n", guests.join(", "))
+        };
         let predicates = if self.predicates {
             "\n      predicates: [generation, annotations]"
         } else {
