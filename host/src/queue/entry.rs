@@ -73,11 +73,10 @@ pub(crate) enum Phase {
         since: Instant,
         seq: u64,
     },
-    /// Held by a worker since `started`; `slot` is its in-flight slot; `taken` is the `seq` of
-    /// the ready placement it was taken from, which names this hold in the worker's guard;
-    /// `redo` is work requested while held.
+    /// Held by a worker; `slot` is its in-flight slot (which keeps the start time); `taken` is
+    /// the `seq` of the ready placement it was taken from, which names this hold in the
+    /// worker's guard; `redo` is work requested while held.
     InFlight {
-        started: Instant,
         slot: u32,
         taken: u64,
         redo: Option<Request>,

@@ -73,6 +73,16 @@ impl<G: Clone + Eq + Hash, T> ReadyFifo<G, T> {
         }
     }
 
+    /// The slot `n` places behind the front, if this FIFO can tell cheaply: plain FIFOs can;
+    /// fair ones serve groups in turn, so they do not guess (`None`). Only a hint for
+    /// prefetching: the slot may be stale.
+    pub(crate) fn peek(&self, n: usize) -> Option<&Slot<T>> {
+        match self {
+            ReadyFifo::Plain(q) => q.get(n),
+            ReadyFifo::Fair(_) => None,
+        }
+    }
+
     /// Keeps only the slots `keep` approves, preserving order.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Slot<T>) -> bool) {
         match self {

@@ -1,7 +1,7 @@
 //! The set of keys held by workers, as start times in reusable slots.
 //!
 //! The processing set itself is the keys whose entry is `InFlight` (see `entry.rs`); this slab
-//! only keeps their start times where a metrics scrape can read them without walking every
+//! keeps their start times (the only copy: a finish gets its key's start back from here) where a metrics scrape can read them without walking every
 //! entry. `workqueue_unfinished_work_seconds` and `workqueue_longest_running_processor_seconds`
 //! are computed from it at scrape time, so the hot path pays one slot write per take and one per
 //! finish instead of updating gauges (controller-runtime runs a goroutine every 500 ms for this).
@@ -39,13 +39,13 @@ impl InFlight {
         u32::try_from(self.starts.len() - 1).unwrap_or(u32::MAX)
     }
 
-    /// Frees `slot`. Unknown or already-free slots are ignored.
-    pub(crate) fn finish(&mut self, slot: u32) {
-        if let Some(start @ Some(_)) = self.starts.get_mut(slot as usize) {
-            *start = None;
-            self.free.push(slot);
-            self.count -= 1;
-        }
+    /// Frees `slot`, returning its start time. Unknown or already-free slots are ignored
+    /// (`None`).
+    pub(crate) fn finish(&mut self, slot: u32) -> Option<Instant> {
+        let started = self.starts.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        self.count -= 1;
+        Some(started)
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -81,14 +81,14 @@ mod tests {
         assert_eq!(s.count, 2);
         assert_eq!(s.unfinished_seconds, 8.0);
         assert_eq!(s.longest_seconds, 5.0);
-        f.finish(a);
-        f.finish(a); // double finish is ignored
-        f.finish(99); // unknown slot is ignored
+        assert_eq!(f.finish(a), Some(t0));
+        assert_eq!(f.finish(a), None, "double finish is ignored");
+        assert_eq!(f.finish(99), None, "unknown slot is ignored");
         assert_eq!(f.count(), 1);
         let c = f.start(t0);
         assert_eq!(c, a, "freed slot reused");
-        f.finish(b);
-        f.finish(c);
+        assert_eq!(f.finish(b), Some(t0 + Duration::from_secs(2)));
+        assert_eq!(f.finish(c), Some(t0));
         assert_eq!(f.stats(t0), InFlightStats::default());
     }
 }

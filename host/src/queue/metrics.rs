@@ -247,6 +247,12 @@ impl Recorder {
         }
     }
 
+    /// Whether metrics are recorded at all (the queue then skips the clock reads that only
+    /// feed them).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
     pub(crate) fn queued_for(&self, d: Duration) {
         if let Some(h) = &self.0 {
             h.queue_duration.observe(d.as_secs_f64());
@@ -401,6 +407,7 @@ mod tests {
     #[test]
     fn no_metrics_recorder_is_a_no_op() {
         let rec = Recorder::default();
+        assert!(!rec.is_enabled());
         rec.entered(Priority::Normal, true);
         rec.left(Priority::Normal);
         rec.retried();

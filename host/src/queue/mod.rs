@@ -28,12 +28,13 @@
 //! | `entry`         | one key's state machine and the merge (dedup) rules             |
 //! | `state`         | every transition, synchronous, time passed in                   |
 //! | `table`         | each key stored once, named by a small id                       |
+//! | `index`         | the table's index: ids by hash tag, one cache line per probe    |
 //! | `work_queue`    | sync adds, async takes, wake-ups                                |
 //! | `guard`         | done-on-every-path                                              |
 //! | `delaying`      | requeue-after and backoff delays                                |
 //! | `rate_limiting` | the retry gate on the retry token bucket                        |
 //! | `limiters`      | backoff arithmetic; governor token buckets                      |
-//! | `clock`         | governor on tokio time (deterministic under a paused clock)     |
+//! | `clock`         | a lazily read now; governor on tokio time                       |
 //! | `priority`      | low/normal levels and aging                                     |
 //! | `fairness`      | plain or namespace round-robin FIFOs                            |
 //! | `in_flight`     | start times of held keys                                        |
@@ -47,6 +48,7 @@ mod entry;
 mod fairness;
 mod guard;
 mod in_flight;
+mod index;
 mod key;
 mod limiters;
 mod metrics;

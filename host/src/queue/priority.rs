@@ -141,8 +141,9 @@ impl<G: Clone + Eq + Hash, T> Levels<G, T> {
         self.level(p).fifo.retain(live);
     }
 
-    /// Which level the next take should serve, if any key is ready.
-    pub(crate) fn choose(&self, now: Instant) -> Option<Choice> {
+    /// Which level the next take should serve, if any key is ready. `now` is asked only when
+    /// both levels have ready keys (to see whether the oldest low key has aged).
+    pub(crate) fn choose(&self, now: impl FnOnce() -> Instant) -> Option<Choice> {
         let normal = self.normal.live > 0;
         let low = self.low.live > 0;
         let pick = |priority, aged_turn| {
@@ -156,16 +157,24 @@ impl<G: Clone + Eq + Hash, T> Levels<G, T> {
             (true, false) => pick(Priority::Normal, false),
             (false, true) => pick(Priority::Low, false),
             (true, true) => {
-                let aged = self
-                    .low_since
-                    .first_key_value()
-                    .is_some_and(|(_, since)| now.saturating_duration_since(*since) >= self.aging);
+                let aged = self.low_since.first_key_value().is_some_and(|(_, since)| {
+                    now().saturating_duration_since(*since) >= self.aging
+                });
                 if aged && !self.last_was_aged_turn {
                     pick(Priority::Low, true)
                 } else {
                     pick(Priority::Normal, false)
                 }
             }
+        }
+    }
+
+    /// The slot `n` places behind the front of level `p`, if cheap to tell (see
+    /// `ReadyFifo::peek`); a prefetch hint, possibly stale.
+    pub(crate) fn peek(&self, p: Priority, n: usize) -> Option<&Slot<T>> {
+        match p {
+            Priority::Normal => self.normal.fifo.peek(n),
+            Priority::Low => self.low.fifo.peek(n),
         }
     }
 
@@ -197,7 +206,7 @@ mod tests {
     type L = Levels<(), Key>;
 
     fn take(levels: &mut L, now: Instant) -> Option<(Priority, u32)> {
-        let choice = levels.choose(now)?;
+        let choice = levels.choose(|| now)?;
         let (slot, ()) = levels.pop(choice, |_| Some(()))?;
         Some((choice.priority, slot.id.0))
     }
@@ -272,7 +281,7 @@ mod tests {
         // Key 100 was raised away: only key 101 (30 s younger) counts for aging.
         l.unlink(Priority::Low, 1);
         let at = t0 + Duration::from_secs(70);
-        assert_eq!(l.choose(at).unwrap().priority, Priority::Normal);
+        assert_eq!(l.choose(|| at).unwrap().priority, Priority::Normal);
         assert_eq!(l.live(Priority::Low), 1);
     }
 

@@ -1,4 +1,5 @@
-//! The queue's core: every state transition, synchronous, with the current time passed in.
+//! The queue's core: every state transition, synchronous, with the current time passed in (as a
+//! [`Now`] that reads the clock only if the operation needs it; see `clock.rs`).
 //!
 //! `queue.rs` wraps this in a mutex and adds waiting; everything that decides *what* happens to
 //! a key is here, so it can be read (and tested) without async. Each operation first calls
@@ -10,6 +11,7 @@
 //! Keys live in the key table (`table.rs`); every other structure holds their ids. So an add
 //! hashes its key once, and a take and a finish reach the key's record by id without hashing.
 
+use super::clock::Now;
 use super::config::{QueueConfig, QueueError};
 use super::delaying::{DelaySet, due_after};
 use super::entry::{Entry, Phase, Request};
@@ -86,7 +88,8 @@ pub(crate) struct Taken<K> {
     pub(crate) ticket: Ticket,
     pub(crate) priority: Priority,
     pub(crate) requeues: u32,
-    pub(crate) queued_for: Duration,
+    /// How long the key was ready (`None` without metrics, which alone read it).
+    pub(crate) queued_for: Option<Duration>,
     /// Other keys are pending, so another waiter should look.
     pub(crate) more: bool,
 }
@@ -115,12 +118,26 @@ struct Places<K: QueueKey> {
     gate: RetryGate<Id>,
     next_seq: u64,
     recorder: Recorder,
+    /// When the queue was made: the stand-in for timestamps nothing will read (see `stamp`).
+    created: Instant,
 }
 
 impl<K: QueueKey> Places<K> {
     fn seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
+    }
+
+    /// A timestamp that only metrics read (when a normal key became ready, when a key was
+    /// taken): the real time if the queue has metrics, else the queue's creation time without
+    /// reading the clock. Aging reads the ready time of low keys, so `priority` Low always
+    /// gets the real time.
+    fn stamp(&self, now: &mut Now, priority: Priority) -> Instant {
+        if self.recorder.is_enabled() || priority == Priority::Low {
+            now.get()
+        } else {
+            self.created
+        }
     }
 
     /// Places `id` (of fairness group `group`) at the back of the ready FIFO of `priority`.
@@ -156,9 +173,9 @@ impl<K: QueueKey> Places<K> {
         group: &K::Group,
         due: Instant,
         retry: bool,
-        now: Instant,
+        now: &mut Now,
     ) -> Phase {
-        if due > now {
+        if due > now.get() {
             let seq = self.seq();
             self.delayed.insert(due, seq, id);
             Phase::Waiting { due, seq, retry }
@@ -170,9 +187,12 @@ impl<K: QueueKey> Places<K> {
     }
 
     /// Places a key as `request` asks.
-    fn place(&mut self, id: Id, group: &K::Group, request: Request, now: Instant) -> Phase {
+    fn place(&mut self, id: Id, group: &K::Group, request: Request, now: &mut Now) -> Phase {
         match request {
-            Request::Now(p) => self.ready(id, group, p, now, true),
+            Request::Now(p) => {
+                let since = self.stamp(now, p);
+                self.ready(id, group, p, since, true)
+            }
             Request::At { due, retry } => self.schedule(id, group, due, retry, now),
         }
     }
@@ -227,6 +247,23 @@ fn is_live<K: QueueKey>(table: &KeyTable<K>, slot: &Slot<Id>) -> bool {
         .is_some_and(|r| r.entry.phase.placement() == Some(slot.seq))
 }
 
+/// How many takes ahead [`prefetch_ahead`] fetches a key's index line; its record is fetched
+/// twice as far ahead, so the record's tag is in cache when the index line is wanted.
+const PREFETCH_DISTANCE: usize = 8;
+
+/// With a large backlog the key index is far bigger than the caches, and each finish would wait
+/// for a miss on its key's index line. A take knows which keys come next (the FIFO order), so it
+/// asks for the lines those keys' finishes will need, and the misses overlap with this work
+/// instead of stalling later. Only hints: a stale or wrong slot costs a useless fetch.
+fn prefetch_ahead<K: QueueKey>(table: &KeyTable<K>, levels: &Levels<K::Group, Id>, p: Priority) {
+    if let Some(slot) = levels.peek(p, PREFETCH_DISTANCE) {
+        table.prefetch_removal(slot.id);
+    }
+    if let Some(slot) = levels.peek(p, 2 * PREFETCH_DISTANCE) {
+        table.prefetch_record(slot.id);
+    }
+}
+
 /// All of one queue's state.
 #[derive(Debug)]
 pub(crate) struct QueueState<K: QueueKey> {
@@ -272,6 +309,7 @@ impl<K: QueueKey> QueueState<K> {
                 gate: RetryGate::new(bucket(&config.retry_limit, "retry_limit")?),
                 next_seq: 0,
                 recorder,
+                created: now,
             },
             overall: bucket(&config.overall_limit, "overall_limit")?,
             backoff: Backoff::new(&config.backoff),
@@ -283,9 +321,18 @@ impl<K: QueueKey> QueueState<K> {
         })
     }
 
+    /// Whether delayed or gated keys may need promoting, which needs the time.
+    fn has_timed(&self) -> bool {
+        self.places.delayed.len() > 0 || self.places.gate.live() > 0
+    }
+
     /// Moves due keys forward: elapsed delays into the ready FIFOs (or the retry gate), and due
     /// retries through the gate while tokens last.
-    pub(crate) fn advance(&mut self, now: Instant) {
+    pub(crate) fn advance(&mut self, now: &mut Now) {
+        if !self.has_timed() {
+            return;
+        }
+        let now = now.get();
         let Self { table, places, .. } = self;
         while let Some((due, seq, id)) = places.delayed.pop_due(now) {
             let Some(record) = table.get_mut(id) else {
@@ -314,19 +361,20 @@ impl<K: QueueKey> QueueState<K> {
     }
 
     /// Adds `key` with `request` (see `entry.rs` for the merge rules).
-    pub(crate) fn add(&mut self, key: K, request: Request, now: Instant) -> Added {
+    pub(crate) fn add(&mut self, key: K, request: Request, now: &mut Now) -> Added {
         self.add_with(key, now, |_| request)
     }
 
     /// Records a failure of `key` and schedules its retry after the backoff.
-    pub(crate) fn add_rate_limited(&mut self, key: K, now: Instant) -> Added {
+    pub(crate) fn add_rate_limited(&mut self, key: K, now: &mut Now) -> Added {
         let backoff = self.backoff.clone();
         let recorder = self.places.recorder.clone();
+        let t = now.get();
         self.add_with(key, now, |failures| {
             *failures = failures.saturating_add(1);
             recorder.retried();
             Request::At {
-                due: due_after(now, backoff.delay(*failures)),
+                due: due_after(t, backoff.delay(*failures)),
                 retry: true,
             }
         })
@@ -336,7 +384,7 @@ impl<K: QueueKey> QueueState<K> {
     fn add_with(
         &mut self,
         key: K,
-        now: Instant,
+        now: &mut Now,
         request: impl FnOnce(&mut u32) -> Request,
     ) -> Added {
         if self.closed {
@@ -408,13 +456,13 @@ impl<K: QueueKey> QueueState<K> {
     }
 
     /// Hands the next ready key to a worker, or says how long to wait.
-    pub(crate) fn take(&mut self, now: Instant) -> Take<K> {
+    pub(crate) fn take(&mut self, now: &mut Now) -> Take<K> {
         if self.closed {
             return Take::Closed;
         }
         self.advance(now);
-        let Some(choice) = self.places.levels.choose(now) else {
-            return Take::Wait(self.places.next_deadline(now));
+        let Some(choice) = self.places.levels.choose(|| now.get()) else {
+            return Take::Wait(self.places.next_deadline(now.get()));
         };
         if let Some(limit) = &self.overall
             && let Err(next_token) = limit.try_acquire()
@@ -428,6 +476,8 @@ impl<K: QueueKey> QueueState<K> {
             sleepers,
             ..
         } = self;
+        prefetch_ahead(table, &places.levels, choice.priority);
+        let started = places.stamp(now, Priority::Normal);
         let popped = places.levels.pop(choice, |slot| {
             let record = table.get_mut(slot.id)?;
             match record.entry.phase {
@@ -437,8 +487,7 @@ impl<K: QueueKey> QueueState<K> {
                     priority,
                 } if seq == slot.seq => {
                     record.entry.phase = Phase::InFlight {
-                        started: now,
-                        slot: in_flight.start(now),
+                        slot: in_flight.start(started),
                         taken: seq,
                         redo: None,
                     };
@@ -449,9 +498,13 @@ impl<K: QueueKey> QueueState<K> {
         });
         let Some((slot, (since, priority, requeues, key))) = popped else {
             tracing::error!(?choice, "ready count said a key was ready but none was");
-            return Take::Wait(places.next_deadline(now));
+            return Take::Wait(places.next_deadline(now.get()));
         };
         places.recorder.left(priority);
+        let queued_for = places
+            .recorder
+            .is_enabled()
+            .then(|| now.get().saturating_duration_since(since));
         Take::Got(Taken {
             key,
             ticket: Ticket {
@@ -460,14 +513,14 @@ impl<K: QueueKey> QueueState<K> {
             },
             priority,
             requeues,
-            queued_for: now.saturating_duration_since(since),
+            queued_for,
             more: *sleepers > 0 && places.has_pending(),
         })
     }
 
     /// A worker finished the hold `ticket` with `outcome`; places whatever was requested
     /// meanwhile.
-    pub(crate) fn finish(&mut self, ticket: Ticket, outcome: Outcome, now: Instant) -> Finished {
+    pub(crate) fn finish(&mut self, ticket: Ticket, outcome: Outcome, now: &mut Now) -> Finished {
         self.advance(now);
         let Self {
             table,
@@ -483,13 +536,7 @@ impl<K: QueueKey> QueueState<K> {
             tracing::error!(?ticket, "finish for a key the queue does not hold; ignored");
             return Finished::default();
         };
-        let Phase::InFlight {
-            started,
-            slot,
-            taken,
-            redo,
-        } = record.entry.phase
-        else {
+        let Phase::InFlight { slot, taken, redo } = record.entry.phase else {
             let (key, phase) = (&record.key, record.entry.phase);
             tracing::error!(?key, ?phase, "finish for a key not in flight; ignored");
             return Finished::default();
@@ -504,7 +551,7 @@ impl<K: QueueKey> QueueState<K> {
             return Finished::default();
         }
         let entry = &mut record.entry;
-        in_flight.finish(slot);
+        let started = in_flight.finish(slot);
         let then =
             |redo: Option<Request>, next: Request| Some(redo.map_or(next, |r| r.merge(next)));
         let redo = match outcome {
@@ -518,7 +565,7 @@ impl<K: QueueKey> QueueState<K> {
                     Request::Now(Priority::Normal)
                 } else {
                     Request::At {
-                        due: due_after(now, delay),
+                        due: due_after(now.get(), delay),
                         retry: false,
                     }
                 };
@@ -527,7 +574,7 @@ impl<K: QueueKey> QueueState<K> {
             Outcome::Retry => {
                 entry.failures = entry.failures.saturating_add(1);
                 places.recorder.retried();
-                let due = due_after(now, backoff.delay(entry.failures));
+                let due = due_after(now.get(), backoff.delay(entry.failures));
                 then(redo, Request::At { due, retry: true })
             }
         };
@@ -544,8 +591,14 @@ impl<K: QueueKey> QueueState<K> {
                 false
             }
         };
+        let worked = match started {
+            Some(started) if places.recorder.is_enabled() => {
+                Some(now.get().saturating_duration_since(started))
+            }
+            _ => None,
+        };
         Finished {
-            worked: Some(now.saturating_duration_since(started)),
+            worked,
             wake: placed && self.sleepers > 0,
             drained: *closed && in_flight.count() == 0,
         }
@@ -633,7 +686,7 @@ fn merge<K: QueueKey>(
     id: Id,
     record: &mut Record<K>,
     request: Request,
-    now: Instant,
+    now: &mut Now,
 ) -> Added {
     let merged = |wake| Added {
         outcome: AddOutcome::Merged,
@@ -642,17 +695,8 @@ fn merge<K: QueueKey>(
     let group = record.key.group();
     let entry = &mut record.entry;
     match (entry.phase, request) {
-        (
-            Phase::InFlight {
-                started,
-                slot,
-                taken,
-                redo,
-            },
-            request,
-        ) => {
+        (Phase::InFlight { slot, taken, redo }, request) => {
             entry.phase = Phase::InFlight {
-                started,
                 slot,
                 taken,
                 redo: Some(redo.map_or(request, |r| r.merge(request))),
@@ -679,7 +723,8 @@ fn merge<K: QueueKey>(
         (Phase::Ready { .. }, _) => merged(false),
         (old @ (Phase::Waiting { .. } | Phase::Gated { .. }), Request::Now(p)) => {
             places.unlink(old);
-            entry.phase = places.ready(id, group, p, now, true);
+            let since = places.stamp(now, p);
+            entry.phase = places.ready(id, group, p, since, true);
             merged(true)
         }
         (old @ Phase::Waiting { due: current, .. }, Request::At { due, retry })
@@ -690,5 +735,97 @@ fn merge<K: QueueKey>(
             merged(true)
         }
         (Phase::Waiting { .. } | Phase::Gated { .. }, Request::At { .. }) => merged(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::key::ObjectKey;
+    use crate::queue::metrics::QueueMetrics;
+    use prometheus_client::registry::Registry;
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey::namespaced("ConfigMap", "ns", name)
+    }
+
+    fn queue(recorder: Recorder) -> QueueState<ObjectKey> {
+        QueueState::new(&QueueConfig::new("clock"), recorder, Instant::now()).unwrap()
+    }
+
+    /// Takes the next key with a fresh lazy clock; returns it and whether the clock was read.
+    fn take(q: &mut QueueState<ObjectKey>) -> (Taken<ObjectKey>, bool) {
+        let mut now = Now::lazy();
+        match q.take(&mut now) {
+            Take::Got(taken) => (taken, now.was_read()),
+            _ => panic!("nothing to take"),
+        }
+    }
+
+    fn finish(q: &mut QueueState<ObjectKey>, ticket: Ticket, outcome: Outcome) -> (Finished, bool) {
+        let mut now = Now::lazy();
+        let finished = q.finish(ticket, outcome, &mut now);
+        (finished, now.was_read())
+    }
+
+    fn add(q: &mut QueueState<ObjectKey>, name: &str, request: Request) -> bool {
+        let mut now = Now::lazy();
+        assert_eq!(
+            q.add(key(name), request, &mut now).outcome,
+            AddOutcome::Queued
+        );
+        now.was_read()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_metrics_or_timed_work_a_key_goes_through_without_reading_the_clock() {
+        let mut q = queue(Recorder::default());
+        assert!(!add(&mut q, "a", Request::Now(Priority::Normal)));
+        let (taken, read) = take(&mut q);
+        assert!(!read, "take");
+        assert_eq!(taken.queued_for, None);
+        let (finished, read) = finish(&mut q, taken.ticket, Outcome::Success);
+        assert!(!read, "finish");
+        assert_eq!(finished.worked, None);
+        assert_eq!(q.stats(), QueueStats::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn whatever_needs_the_time_reads_it() {
+        let mut q = queue(Recorder::default());
+        // A low key's ready time drives aging.
+        assert!(add(&mut q, "low", Request::Now(Priority::Low)));
+        // With both levels ready, a take asks whether the low key has aged.
+        assert!(!add(&mut q, "normal", Request::Now(Priority::Normal)));
+        let (normal, read) = take(&mut q);
+        assert!(read, "take with both levels ready");
+        assert_eq!(normal.priority, Priority::Normal);
+        // A retry's due time.
+        let (_, read) = finish(&mut q, normal.ticket, Outcome::Retry);
+        assert!(read, "retry");
+        // With the retry waiting out its backoff, every operation checks whether it is due.
+        assert!(add(&mut q, "other", Request::Now(Priority::Normal)));
+        // A due time is compared with now.
+        let mut q = queue(Recorder::default());
+        let due = Instant::now() + Duration::from_secs(1);
+        assert!(add(&mut q, "later", Request::At { due, retry: false }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_metrics_queue_and_work_durations_are_measured() {
+        let metrics = QueueMetrics::register(&mut Registry::default());
+        let mut q = queue(metrics.recorder_for(&QueueConfig::new("clock")).unwrap());
+        assert!(add(&mut q, "a", Request::Now(Priority::Normal)));
+        tokio::time::advance(Duration::from_millis(30)).await;
+        let (taken, _) = take(&mut q);
+        assert_eq!(taken.queued_for, Some(Duration::from_millis(30)));
+        assert_eq!(q.in_flight_stats(Instant::now()).count, 1);
+        tokio::time::advance(Duration::from_millis(20)).await;
+        assert_eq!(
+            q.in_flight_stats(Instant::now()).longest_seconds,
+            Duration::from_millis(20).as_secs_f64()
+        );
+        let (finished, _) = finish(&mut q, taken.ticket, Outcome::Success);
+        assert_eq!(finished.worked, Some(Duration::from_millis(20)));
     }
 }

@@ -7,8 +7,9 @@
 //!   16 bytes instead of a key clone, and placing or moving a key costs no reference counting;
 //! * a take and a finish reach the record by index, with no hashing and no key comparison: only
 //!   an add (and `forget` / `num_requeues`) hashes the key, once;
-//! * the index holds ids and each record keeps its key's hash, so growing the index never
-//!   re-reads key strings, and removing a key compares ids, not strings.
+//! * the index (`index.rs`) holds ids with a 32-bit tag of the key's hash, and each record
+//!   keeps its tag, so growing the index never reads a record and removing a key compares ids,
+//!   not strings.
 //!
 //! Contract: an id names one record from [`KeyTable::insert`] until [`KeyTable::remove`]; after
 //! that it may name another key. Structures that keep ids across time therefore also keep the
@@ -17,8 +18,8 @@
 //! of a million keys does not pin its memory after it drains.
 
 use super::entry::Entry;
+use super::index::{Index, NO_ID, Tag, tag_of};
 use super::key::{KeyHasher, QueueKey};
-use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 /// A record's index in the table.
@@ -31,8 +32,8 @@ const KEEP_WHEN_EMPTY: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct Record<K> {
     pub(crate) key: K,
-    /// The key's hash, so the index can grow and remove without re-hashing the key.
-    hash: u64,
+    /// The key's hash tag, so the index can remove it without re-hashing the key.
+    tag: Tag,
     pub(crate) entry: Entry,
 }
 
@@ -47,17 +48,17 @@ pub(crate) enum Lookup<K> {
 /// A key without a record, hashed once.
 pub(crate) struct Vacant<K> {
     key: K,
-    hash: u64,
+    tag: Tag,
 }
 
-/// The id space is used up (more than four billion keys at once).
+/// The id space is used up (four billion keys at once).
 #[derive(Debug)]
 pub(crate) struct Full;
 
 /// Records by id, and an index from key to id.
 #[derive(Debug)]
 pub(crate) struct KeyTable<K> {
-    index: HashTable<Id>,
+    index: Index,
     /// `None` for freed ids (listed in `free`).
     records: Vec<Option<Record<K>>>,
     free: Vec<Id>,
@@ -67,7 +68,7 @@ pub(crate) struct KeyTable<K> {
 impl<K> Default for KeyTable<K> {
     fn default() -> Self {
         Self {
-            index: HashTable::new(),
+            index: Index::default(),
             records: Vec::new(),
             free: Vec::new(),
             hasher: KeyHasher::default(),
@@ -87,16 +88,16 @@ impl<K: QueueKey> KeyTable<K> {
 
     /// The id of `key`'s record, if it has one.
     pub(crate) fn find(&self, key: &K) -> Option<Id> {
-        let hash = self.hasher.hash_one(key);
-        self.index.find(hash, |&id| self.holds(id, key)).copied()
+        let tag = tag_of(self.hasher.hash_one(key));
+        self.index.find(tag, |id| self.holds(id, key))
     }
 
     /// Finds `key`'s record, or hashes it ready for [`KeyTable::insert`].
     pub(crate) fn lookup(&self, key: K) -> Lookup<K> {
-        let hash = self.hasher.hash_one(&key);
-        match self.index.find(hash, |&id| self.holds(id, &key)) {
-            Some(&id) => Lookup::Found(id),
-            None => Lookup::Vacant(Vacant { key, hash }),
+        let tag = tag_of(self.hasher.hash_one(&key));
+        match self.index.find(tag, |id| self.holds(id, &key)) {
+            Some(id) => Lookup::Found(id),
+            None => Lookup::Vacant(Vacant { key, tag }),
         }
     }
 
@@ -110,17 +111,18 @@ impl<K: QueueKey> KeyTable<K> {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
-                let id = Id::try_from(self.records.len()).map_err(|_| Full)?;
+                let id = Id::try_from(self.records.len())
+                    .ok()
+                    .filter(|&id| id != NO_ID)
+                    .ok_or(Full)?;
                 self.records.push(None);
                 id
             }
         };
-        let Vacant { key, hash } = vacant;
+        let Vacant { key, tag } = vacant;
         let entry = entry(id, &key);
-        self.records[id as usize] = Some(Record { key, hash, entry });
-        let records = &self.records;
-        self.index
-            .insert_unique(hash, id, |&id| stored_hash(records, id));
+        self.records[id as usize] = Some(Record { key, tag, entry });
+        self.index.insert(tag, id);
         Ok(id)
     }
 
@@ -135,11 +137,8 @@ impl<K: QueueKey> KeyTable<K> {
     /// Removes record `id`, returning its key; the id may then be reused.
     pub(crate) fn remove(&mut self, id: Id) -> Option<K> {
         let record = self.records.get_mut(id as usize)?.take()?;
-        match self.index.find_entry(record.hash, |&i| i == id) {
-            Ok(found) => {
-                found.remove();
-            }
-            Err(_) => tracing::error!(key = ?record.key, "key table index lost a record"),
+        if !self.index.remove(record.tag, id) {
+            tracing::error!(key = ?record.key, "key table index lost a record");
         }
         self.free.push(id);
         if self.index.is_empty() {
@@ -161,17 +160,27 @@ impl<K: QueueKey> KeyTable<K> {
         if self.records.capacity() > KEEP_WHEN_EMPTY {
             self.records.shrink_to(KEEP_WHEN_EMPTY);
             self.free.shrink_to(KEEP_WHEN_EMPTY);
-            self.index.shrink_to(KEEP_WHEN_EMPTY, |_| 0);
+        }
+        // At most 3/4 full: room for the records kept.
+        self.index.release_if_empty(2 * KEEP_WHEN_EMPTY);
+    }
+
+    /// Hints the CPU to fetch what removing record `id` will touch: its index line. A take
+    /// calls this for a key a few places behind in the FIFO, so that key's finish finds the
+    /// line in cache instead of waiting for it (the index of a large queue is beyond the cache).
+    pub(crate) fn prefetch_removal(&self, id: Id) {
+        if let Some(record) = self.get(id) {
+            self.index.prefetch(record.tag);
         }
     }
-}
 
-fn stored_hash<K>(records: &[Option<Record<K>>], id: Id) -> u64 {
-    // Every id in the index has a record; a hash of 0 for a missing one only misplaces it.
-    records
-        .get(id as usize)
-        .and_then(Option::as_ref)
-        .map_or(0, |r| r.hash)
+    /// Hints the CPU to fetch record `id` (a take does this further ahead, so that
+    /// [`KeyTable::prefetch_removal`] finds the record's tag in cache).
+    pub(crate) fn prefetch_record(&self, id: Id) {
+        if let Some(slot) = self.records.get(id as usize) {
+            super::index::prefetch_line(slot);
+        }
+    }
 }
 
 #[cfg(test)]

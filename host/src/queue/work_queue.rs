@@ -25,6 +25,7 @@
 //! queue: workers are reconciling, not waiting) an add or take sends no wake-up at all; any
 //! waiter that starts later looks at the queue before it sleeps.
 
+use super::clock::Now;
 use super::config::{QueueConfig, QueueError};
 use super::delaying::due_after;
 use super::entry::Request;
@@ -56,7 +57,7 @@ impl<K: QueueKey> Shared<K> {
     pub(crate) fn finish(&self, ticket: Ticket, outcome: Outcome) {
         let finished = {
             let mut state = self.state.lock();
-            state.finish(ticket, outcome, Instant::now())
+            state.finish(ticket, outcome, &mut Now::lazy())
         };
         if let Some(worked) = finished.worked {
             self.recorder.worked_for(worked);
@@ -159,11 +160,12 @@ impl<K: QueueKey> WorkQueue<K> {
         })
     }
 
-    fn apply(&self, op: impl FnOnce(&mut QueueState<K>, Instant) -> Added) -> AddOutcome {
+    fn apply(&self, op: impl FnOnce(&mut QueueState<K>, &mut Now) -> Added) -> AddOutcome {
         let added = {
             let mut state = self.shared.state.lock();
-            // Read the clock under the lock so the state sees time move forward only.
-            op(&mut state, Instant::now())
+            // The clock is read (if at all) under the lock, so the state sees time move
+            // forward only.
+            op(&mut state, &mut Now::lazy())
         };
         if added.wake {
             self.shared.wake.notify_one();
@@ -193,7 +195,7 @@ impl<K: QueueKey> WorkQueue<K> {
             return self.add(key);
         }
         self.apply(|s, now| {
-            let due = due_after(now, delay);
+            let due = due_after(now.get(), delay);
             s.add(key, Request::At { due, retry: false }, now)
         })
     }
@@ -224,7 +226,7 @@ impl<K: QueueKey> WorkQueue<K> {
             if look == Look::AfterSleep {
                 state.woke();
             }
-            let take = state.take(Instant::now());
+            let take = state.take(&mut Now::lazy());
             if look == Look::BeforeSleep && matches!(take, Take::Wait(_)) {
                 state.sleep();
             }
@@ -235,7 +237,9 @@ impl<K: QueueKey> WorkQueue<K> {
                 if taken.more {
                     self.shared.wake.notify_one();
                 }
-                self.shared.recorder.queued_for(taken.queued_for);
+                if let Some(queued_for) = taken.queued_for {
+                    self.shared.recorder.queued_for(queued_for);
+                }
                 Ok(Guard::new(
                     self.shared.clone(),
                     taken.key,
