@@ -118,7 +118,8 @@ struct Places<K: QueueKey> {
     gate: RetryGate<Id>,
     next_seq: u64,
     recorder: Recorder,
-    /// When the queue was made: the stand-in for timestamps nothing will read (see `stamp`).
+    /// When the queue was made: the stand-in for timestamps nothing will read (see
+    /// `metrics_stamp`).
     created: Instant,
 }
 
@@ -128,15 +129,23 @@ impl<K: QueueKey> Places<K> {
         self.next_seq
     }
 
-    /// A timestamp that only metrics read (when a normal key became ready, when a key was
-    /// taken): the real time if the queue has metrics, else the queue's creation time without
-    /// reading the clock. Aging reads the ready time of low keys, so `priority` Low always
-    /// gets the real time.
-    fn stamp(&self, now: &mut Now, priority: Priority) -> Instant {
-        if self.recorder.is_enabled() || priority == Priority::Low {
+    /// A timestamp that only metrics read (when a key was taken, when a normal key became
+    /// ready): the real time if the queue has metrics, else the queue's creation time without
+    /// reading the clock.
+    fn metrics_stamp(&self, now: &mut Now) -> Instant {
+        if self.recorder.is_enabled() {
             now.get()
         } else {
             self.created
+        }
+    }
+
+    /// When a key of `priority` became ready. Aging reads it for low keys, so they always get
+    /// the real time; for normal keys only metrics read it.
+    fn ready_stamp(&self, now: &mut Now, priority: Priority) -> Instant {
+        match priority {
+            Priority::Low => now.get(),
+            Priority::Normal => self.metrics_stamp(now),
         }
     }
 
@@ -190,7 +199,7 @@ impl<K: QueueKey> Places<K> {
     fn place(&mut self, id: Id, group: &K::Group, request: Request, now: &mut Now) -> Phase {
         match request {
             Request::Now(p) => {
-                let since = self.stamp(now, p);
+                let since = self.ready_stamp(now, p);
                 self.ready(id, group, p, since, true)
             }
             Request::At { due, retry } => self.schedule(id, group, due, retry, now),
@@ -477,7 +486,7 @@ impl<K: QueueKey> QueueState<K> {
             ..
         } = self;
         prefetch_ahead(table, &places.levels, choice.priority);
-        let started = places.stamp(now, Priority::Normal);
+        let started = places.metrics_stamp(now);
         let popped = places.levels.pop(choice, |slot| {
             let record = table.get_mut(slot.id)?;
             match record.entry.phase {
@@ -631,6 +640,8 @@ impl<K: QueueKey> QueueState<K> {
         self.in_flight.count()
     }
 
+    /// Exact only for a queue with metrics (the only reader): without them, start times are
+    /// not read from the clock (see `Places::metrics_stamp`).
     pub(crate) fn in_flight_stats(&self, now: Instant) -> InFlightStats {
         self.in_flight.stats(now)
     }
@@ -723,7 +734,7 @@ fn merge<K: QueueKey>(
         (Phase::Ready { .. }, _) => merged(false),
         (old @ (Phase::Waiting { .. } | Phase::Gated { .. }), Request::Now(p)) => {
             places.unlink(old);
-            let since = places.stamp(now, p);
+            let since = places.ready_stamp(now, p);
             entry.phase = places.ready(id, group, p, since, true);
             merged(true)
         }
