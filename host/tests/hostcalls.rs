@@ -527,6 +527,61 @@ async fn apply_creates_then_updates_with_the_plugins_field_manager() {
     assert_eq!(f.writes_metric("web", "apply", "issued"), 2);
 }
 
+/// A single-threaded runtime standing in for one plugin's guest threads.
+fn guest_runtime(name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("a guest runtime")
+}
+
+/// Every plugin's writes share the kube client and its pooled connections, and a connection's
+/// task runs on the runtime that opened it. Requests are sent from the host runtime, so
+/// plugin A's guest threads being busy (here: blocked outright, as by a guest that never
+/// yields) cannot stall plugin B's write on a connection A's write happened to open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_guest_thread_does_not_stall_writes_sent_from_elsewhere() {
+    let f = Fixture::start().await;
+    let configmaps = f.web_configmaps().await;
+    let host = Arc::new(f.host("web", WRITE_CONFIGMAPS, &[&configmaps]));
+    let first = guest_runtime("guest-a");
+    let second = guest_runtime("guest-b");
+
+    let writer = host.clone();
+    first
+        .spawn(async move {
+            let object = applied("from-a", json!({}), json!({"k": "1"}));
+            writer.apply(&object, true).await
+        })
+        .await
+        .unwrap()
+        .expect("the first write, which opens the client's connection");
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let (is_blocked, until_blocked) = tokio::sync::oneshot::channel();
+    first.spawn(async move {
+        is_blocked.send(()).unwrap();
+        let _ = blocked.recv();
+    });
+    until_blocked.await.unwrap();
+
+    let writer = host.clone();
+    let answer = second
+        .spawn(async move {
+            let object = applied("from-b", json!({}), json!({"k": "2"}));
+            writer.apply(&object, true).await
+        })
+        .await
+        .unwrap();
+    release.send(()).unwrap();
+    answer.expect("a write from another runtime while guest-a's thread is blocked");
+    let api: Api<ConfigMap> = Api::namespaced(f.client.clone(), "a");
+    assert_eq!(api.get("from-b").await.unwrap().data.unwrap()["k"], "2");
+    first.shutdown_background();
+    second.shutdown_background();
+}
+
 #[tokio::test]
 async fn an_identical_apply_is_elided_but_a_removal_is_sent() {
     let f = Fixture::start().await;

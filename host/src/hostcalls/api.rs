@@ -9,7 +9,9 @@
 //! - create: `POST` with `fieldManager` and `fieldValidation=Strict`;
 //! - delete: `DELETE` with the server's default propagation.
 //!
-//! Cancel-safe: nothing here holds state across an await; a dropped future drops its request.
+//! Every request is sent from the host runtime ([`HostIo`], see `io.rs` for why).
+//!
+//! Cancel-safe: nothing here holds state across an await; a dropped future aborts its request.
 
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use serde_json::value::RawValue;
 use crate::sandbox::HostError;
 
 use super::errors::{from_kube, timed_out, unbuildable};
+use super::io::HostIo;
 use super::kinds::Resolved;
 
 /// Sends one plugin's writes.
@@ -29,14 +32,21 @@ pub(crate) struct ApiWriter {
     client: Client,
     field_manager: String,
     timeout: Duration,
+    io: HostIo,
 }
 
 impl ApiWriter {
-    pub(crate) fn new(client: Client, field_manager: String, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        field_manager: String,
+        timeout: Duration,
+        io: HostIo,
+    ) -> Self {
         Self {
             client,
             field_manager,
             timeout,
+            io,
         }
     }
 
@@ -55,10 +65,15 @@ impl ApiWriter {
         built: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
     ) -> Result<String, HostError> {
         let request = built.map_err(|e| unbuildable(what, &e))?;
-        match tokio::time::timeout(self.timeout, self.client.request_text(request)).await {
+        let client = self.client.clone();
+        let sent = self
+            .io
+            .run(what, async move { client.request_text(request).await });
+        match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => Err(timed_out(what, self.timeout)),
-            Ok(Err(e)) => Err(from_kube(what, &e)),
-            Ok(Ok(text)) => Ok(text),
+            Ok(Err(stopped)) => Err(stopped),
+            Ok(Ok(Err(e))) => Err(from_kube(what, &e)),
+            Ok(Ok(Ok(text))) => Ok(text),
         }
     }
 

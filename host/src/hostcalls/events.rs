@@ -22,6 +22,7 @@ use crate::cache::{Gvk, ObjectKey};
 use crate::sandbox::{EventType, HostError};
 
 use super::denial::invalid;
+use super::io::HostIo;
 
 /// The API server's limit on `reason` (and `action`).
 const REASON_MAX: usize = 128;
@@ -35,6 +36,8 @@ const ACTION: &str = "Reconcile";
 pub(crate) enum EventFailure {
     Api(kube::Error),
     Timeout(Duration),
+    /// Not sent: the host runtime is stopping.
+    Stopped(HostError),
 }
 
 impl std::fmt::Display for EventFailure {
@@ -42,6 +45,7 @@ impl std::fmt::Display for EventFailure {
         match self {
             EventFailure::Api(e) => write!(f, "{e}"),
             EventFailure::Timeout(limit) => write!(f, "no answer within {limit:?}"),
+            EventFailure::Stopped(e) => write!(f, "{}", e.message),
         }
     }
 }
@@ -51,6 +55,7 @@ pub(crate) struct EventReporter {
     recorder: Recorder,
     controller: String,
     timeout: Duration,
+    io: HostIo,
 }
 
 /// The `reportingController` of a plugin's Events.
@@ -64,6 +69,7 @@ impl EventReporter {
         plugin: &str,
         host_identity: &str,
         timeout: Duration,
+        io: HostIo,
     ) -> Self {
         let controller = reporting_controller(plugin);
         let reporter = Reporter {
@@ -74,6 +80,7 @@ impl EventReporter {
             recorder: Recorder::new(client, reporter),
             controller,
             timeout,
+            io,
         }
     }
 
@@ -124,10 +131,15 @@ impl EventReporter {
             action: ACTION.to_string(),
             secondary: None,
         };
-        match tokio::time::timeout(self.timeout, self.recorder.publish(&event, &reference)).await {
+        let recorder = self.recorder.clone();
+        let sent = self.io.run("Event", async move {
+            recorder.publish(&event, &reference).await
+        });
+        match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => Err(EventFailure::Timeout(self.timeout)),
-            Ok(Err(e)) => Err(EventFailure::Api(e)),
-            Ok(Ok(())) => Ok(()),
+            Ok(Err(stopped)) => Err(EventFailure::Stopped(stopped)),
+            Ok(Ok(Err(e))) => Err(EventFailure::Api(e)),
+            Ok(Ok(Ok(()))) => Ok(()),
         }
     }
 }

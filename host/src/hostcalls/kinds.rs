@@ -19,6 +19,7 @@ use kube::core::discovery::Scope;
 use kube::core::gvk::GroupVersionKind;
 use parking_lot::Mutex;
 
+use super::io::HostIo;
 use crate::cache::Gvk;
 use crate::sandbox::{ErrorCode, HostError};
 
@@ -36,6 +37,7 @@ pub struct Resolved {
 pub struct Kinds {
     client: Client,
     timeout: Duration,
+    io: HostIo,
     resolved: Arc<Mutex<HashMap<Gvk, Resolved>>>,
 }
 
@@ -48,11 +50,14 @@ impl std::fmt::Debug for Kinds {
 }
 
 impl Kinds {
-    /// `timeout` bounds each discovery request.
+    /// `timeout` bounds each discovery request. Must be called on the host runtime: discovery
+    /// requests are sent from the runtime this is called on (`io.rs`). Panics outside a tokio
+    /// runtime.
     pub fn new(client: Client, timeout: Duration) -> Self {
         Self {
             client,
             timeout,
+            io: HostIo::current(),
             resolved: Arc::default(),
         }
     }
@@ -65,12 +70,12 @@ impl Kinds {
             return Ok(found.clone());
         }
         let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
-        let answer = tokio::time::timeout(
-            self.timeout,
-            kube::discovery::pinned_kind(&self.client, &gvk),
-        )
-        .await;
-        let (resource, capabilities) = match answer {
+        let client = self.client.clone();
+        let what = format!("discovery of {kind}");
+        let sent = self.io.run(&what, async move {
+            kube::discovery::pinned_kind(&client, &gvk).await
+        });
+        let answer = match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => {
                 return Err(HostError::new(
                     ErrorCode::Unavailable,
@@ -80,17 +85,20 @@ impl Kinds {
                     ),
                 ));
             }
-            Ok(Ok(found)) => found,
-            Ok(Err(kube::Error::Discovery(e))) => {
+            Ok(sent) => sent?,
+        };
+        let (resource, capabilities) = match answer {
+            Ok(found) => found,
+            Err(kube::Error::Discovery(e)) => {
                 return Err(not_served(kind, &e.to_string()));
             }
-            Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
+            Err(kube::Error::Api(status)) if status.code == 404 => {
                 return Err(not_served(
                     kind,
                     &format!("group/version {} not found", kind.api_version()),
                 ));
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 return Err(HostError::new(
                     ErrorCode::Unavailable,
                     format!("discovery of {kind} failed: {e}"),

@@ -26,6 +26,7 @@ mod denial;
 mod elision;
 mod errors;
 mod events;
+mod io;
 mod kinds;
 mod metrics;
 mod reads;
@@ -108,6 +109,10 @@ impl HostCalls {
     /// `caches`: what the plugin's watches cache (reads answer from these only); `client`:
     /// the API client for writes and Events; `kinds`: discovery, shareable between plugins;
     /// `metrics`: the families registered once per host.
+    ///
+    /// Must be called on the host runtime: the plugin's requests are sent from the runtime
+    /// this is called on, whatever thread its guests call from (`io.rs`). Panics outside a
+    /// tokio runtime.
     pub fn new(
         config: HostCallsConfig,
         caches: ReadableCaches,
@@ -118,7 +123,13 @@ impl HostCalls {
         let plugin: Arc<str> = config.plugin.as_str().into();
         let permissions = Arc::new(config.permissions);
         let caches = Arc::new(caches);
-        let api = api::ApiWriter::new(client.clone(), config.field_manager, config.request_timeout);
+        let io = io::HostIo::current();
+        let api = api::ApiWriter::new(
+            client.clone(),
+            config.field_manager,
+            config.request_timeout,
+            io.clone(),
+        );
         Self {
             reader: Reader::new(plugin.clone(), permissions.clone(), caches.clone()),
             writer: Writer::new(
@@ -133,6 +144,7 @@ impl HostCalls {
                 &plugin,
                 &config.host_identity,
                 config.request_timeout,
+                io,
             ),
             metrics: metrics.plugin(&plugin),
             plugin,
