@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use trellis_devcluster::{DevCluster, FaultRule};
 use trellis_host::cache::{self, Cache};
 use trellis_host::hostcalls::{
-    DEFAULT_REQUEST_TIMEOUT, HostCallMetrics, HostCalls, HostCallsConfig, Kinds, ReadableCaches,
+    DEFAULT_REQUEST_TIMEOUT, HostCallMetrics, HostCalls, HostCallsConfig, HostIo, Kinds,
+    ReadableCaches,
 };
 use trellis_host::informer::{InformerOptions, Informers, Role, Subscription, WatchConfig};
 use trellis_host::permissions::Permissions;
@@ -112,12 +113,15 @@ impl Fixture {
         }
         let mut config = HostCallsConfig::new(plugin, permissions, "host-1");
         config.request_timeout = timeout;
+        // The test's runtime stands in for the host's I/O runtime.
+        let io = HostIo::on(tokio::runtime::Handle::current());
         HostCalls::new(
             config,
             caches,
             client.clone(),
-            Kinds::new(client, timeout),
+            Kinds::new(client, timeout, io.clone()),
             &self.metrics,
+            io,
         )
     }
 
@@ -538,7 +542,7 @@ fn guest_runtime(name: &str) -> tokio::runtime::Runtime {
 }
 
 /// Every plugin's writes share the kube client and its pooled connections, and a connection's
-/// task runs on the runtime that opened it. Requests are sent from the host runtime, so
+/// task runs on the runtime that opened it. Requests run on the host calls' I/O runtime, so
 /// plugin A's guest threads being busy (here: blocked outright, as by a guest that never
 /// yields) cannot stall plugin B's write on a connection A's write happened to open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,8 @@
 //! - create: `POST` with `fieldManager` and `fieldValidation=Strict`;
 //! - delete: `DELETE` with the server's default propagation.
 //!
-//! Every request is sent from the host runtime ([`HostIo`], see `io.rs` for why).
+//! Every request runs on the host calls' I/O runtime, not the guest's thread ([`HostIo`], see
+//! `io.rs` for why).
 //!
 //! Cancel-safe: nothing here holds state across an await; a dropped future aborts its request.
 

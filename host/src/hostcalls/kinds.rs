@@ -50,14 +50,12 @@ impl std::fmt::Debug for Kinds {
 }
 
 impl Kinds {
-    /// `timeout` bounds each discovery request. Must be called on the host runtime: discovery
-    /// requests are sent from the runtime this is called on (`io.rs`). Panics outside a tokio
-    /// runtime.
-    pub fn new(client: Client, timeout: Duration) -> Self {
+    /// `timeout` bounds each discovery request; `io`: where the requests run (`io.rs`).
+    pub fn new(client: Client, timeout: Duration, io: HostIo) -> Self {
         Self {
             client,
             timeout,
-            io: HostIo::current(),
+            io,
             resolved: Arc::default(),
         }
     }

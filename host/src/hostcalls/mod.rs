@@ -45,6 +45,7 @@ use crate::sandbox::{EventType, Gvk, HostError, LogRecord, ObjectKey, PluginHost
 pub use caches::{CachesError, KindCache, ReadableCaches};
 pub use elision::MAX_INTENTS;
 pub use events::reporting_controller;
+pub use io::HostIo;
 pub use kinds::{Kinds, Resolved};
 pub use metrics::HostCallMetrics;
 
@@ -108,22 +109,19 @@ impl std::fmt::Debug for HostCalls {
 impl HostCalls {
     /// `caches`: what the plugin's watches cache (reads answer from these only); `client`:
     /// the API client for writes and Events; `kinds`: discovery, shareable between plugins;
-    /// `metrics`: the families registered once per host.
-    ///
-    /// Must be called on the host runtime: the plugin's requests are sent from the runtime
-    /// this is called on, whatever thread its guests call from (`io.rs`). Panics outside a
-    /// tokio runtime.
+    /// `metrics`: the families registered once per host; `io`: where its API requests run,
+    /// never on the guest's threads (`io.rs`).
     pub fn new(
         config: HostCallsConfig,
         caches: ReadableCaches,
         client: Client,
         kinds: Kinds,
         metrics: &HostCallMetrics,
+        io: HostIo,
     ) -> Self {
         let plugin: Arc<str> = config.plugin.as_str().into();
         let permissions = Arc::new(config.permissions);
         let caches = Arc::new(caches);
-        let io = io::HostIo::current();
         let api = api::ApiWriter::new(
             client.clone(),
             config.field_manager,

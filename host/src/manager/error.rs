@@ -50,6 +50,13 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The runtime the host calls' API requests run on could not start (the machine refused
+    /// its thread).
+    #[error("cannot start the host calls' I/O runtime (thread trellis-io): {source}")]
+    IoRuntime {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{at}: {source}")]
     Component {
         at: PluginField,
@@ -85,7 +92,9 @@ impl StartError {
                 true
             }
             StartError::Watch { source, .. } => !matches!(source, SubscribeError::Discovery { .. }),
-            StartError::Sandbox { .. } | StartError::Guests { .. } => false,
+            StartError::Sandbox { .. }
+            | StartError::Guests { .. }
+            | StartError::IoRuntime { .. } => false,
         }
     }
 }

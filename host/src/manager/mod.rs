@@ -168,7 +168,7 @@ impl Manager {
             file: file.clone(),
             source,
         })?;
-        let services = Arc::new(Services::new(
+        let services = Services::new(
             sandbox,
             client,
             &mut registry,
@@ -176,7 +176,9 @@ impl Manager {
             executor,
             identity,
             health,
-        ));
+        )
+        .map_err(|source| StartError::IoRuntime { source })?;
+        let services = Arc::new(services);
         let mut runners = Vec::with_capacity(config.plugins.len());
         for (index, plugin) in config.plugins.iter().enumerate() {
             runners.push(Arc::new(

@@ -260,5 +260,6 @@ pub(crate) fn host_calls(
         services.client.clone(),
         services.kinds.clone(),
         &services.host_call_metrics,
+        services.io.clone(),
     )))
 }
