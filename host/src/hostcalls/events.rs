@@ -36,7 +36,7 @@ const ACTION: &str = "Reconcile";
 pub(crate) enum EventFailure {
     Api(kube::Error),
     Timeout(Duration),
-    /// Not sent: the host runtime is stopping.
+    /// Not sent: the host calls' I/O runtime has stopped (the host is shutting down).
     Stopped(HostError),
 }
 

@@ -11,9 +11,9 @@
 //!   `a_blocked_guest_thread_does_not_stall_writes_sent_from_elsewhere` measured 10 s, the
 //!   request timeout, before this module), and a plugin's runtime stopping (the plugin removed
 //!   at a reload) would take pooled connections with it.
-//! - **Priority and cores.** Guest threads run at a lower priority and on a bounded number of
-//!   threads (docs/workers.md); reading answers and parsing HTTP there puts the host's I/O
-//!   behind guest code.
+//! - **Guest code first.** A plugin's guest threads are few (docs/workers.md) and busy with
+//!   guest slices; reading answers and parsing HTTP there queues every request's completion
+//!   behind them.
 //!
 //! So [`HostIo::run`] spawns the request on a runtime that runs no guest code and awaits it.
 //! The manager gives every plugin's host calls the same one: a runtime of its own, one thread
@@ -23,8 +23,8 @@
 //! (`tests/tests/isolation.rs`, median write-to-enqueue beside / alone) from 1.08–1.20 (requests
 //! on the guests' threads, 4 runs) to 1.22–1.89 (2 failures in 7 runs); on `trellis-io` it is
 //! 1.16–1.31 (5 runs). Writes are plugin work: they yield to the event path like the guests
-//! that asked for them, and a plugin's blocked or busy guest threads cannot hold them up. With guests on the host runtime (`GuestExecutor::Host`, tests), requests go there
-//! too.
+//! that asked for them, and a plugin's blocked or busy guest threads cannot hold them up. With
+//! guests on the host runtime (`GuestExecutor::Host`, tests), requests go there too.
 //!
 //! Dropping the future of [`HostIo::run`] aborts the spawned request, as dropping the request
 //! itself would (a guest cut off at its deadline leaves nothing running). A panic in the
