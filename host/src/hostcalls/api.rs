@@ -9,8 +9,8 @@
 //! - create: `POST` with `fieldManager` and `fieldValidation=Strict`;
 //! - delete: `DELETE` with the server's default propagation.
 //!
-//! Every request runs on the host calls' I/O runtime, not the guest's thread ([`HostIo`], see
-//! `io.rs` for why).
+//! Every request runs on the host calls' I/O runtime, not the guest's thread, bounded by the
+//! request timeout ([`HostIo`], see `io.rs` for why).
 //!
 //! Cancel-safe: nothing here holds state across an await; a dropped future aborts its request.
 
@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 
 use crate::sandbox::HostError;
 
-use super::errors::{from_kube, timed_out, unbuildable};
+use super::errors::{from_kube, unbuildable};
 use super::io::HostIo;
 use super::kinds::Resolved;
 
@@ -67,15 +67,12 @@ impl ApiWriter {
     ) -> Result<String, HostError> {
         let request = built.map_err(|e| unbuildable(what, &e))?;
         let client = self.client.clone();
-        let sent = self
-            .io
-            .run(what, async move { client.request_text(request).await });
-        match tokio::time::timeout(self.timeout, sent).await {
-            Err(_) => Err(timed_out(what, self.timeout)),
-            Ok(Err(stopped)) => Err(stopped),
-            Ok(Ok(Err(e))) => Err(from_kube(what, &e)),
-            Ok(Ok(Ok(text))) => Ok(text),
-        }
+        self.io
+            .run(what, self.timeout, async move {
+                client.request_text(request).await
+            })
+            .await?
+            .map_err(|e| from_kube(what, &e))
     }
 
     pub(crate) async fn apply(

@@ -35,17 +35,15 @@ const ACTION: &str = "Reconcile";
 #[derive(Debug)]
 pub(crate) enum EventFailure {
     Api(kube::Error),
-    Timeout(Duration),
-    /// Not sent: the host calls' I/O runtime has stopped (the host is shutting down).
-    Stopped(HostError),
+    /// No answer within the request timeout, or not sent (the host is shutting down).
+    NotSent(HostError),
 }
 
 impl std::fmt::Display for EventFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EventFailure::Api(e) => write!(f, "{e}"),
-            EventFailure::Timeout(limit) => write!(f, "no answer within {limit:?}"),
-            EventFailure::Stopped(e) => write!(f, "{}", e.message),
+            EventFailure::NotSent(e) => write!(f, "{}", e.message),
         }
     }
 }
@@ -132,14 +130,12 @@ impl EventReporter {
             secondary: None,
         };
         let recorder = self.recorder.clone();
-        let sent = self.io.run("Event", async move {
-            recorder.publish(&event, &reference).await
-        });
-        match tokio::time::timeout(self.timeout, sent).await {
-            Err(_) => Err(EventFailure::Timeout(self.timeout)),
-            Ok(Err(stopped)) => Err(EventFailure::Stopped(stopped)),
-            Ok(Ok(Err(e))) => Err(EventFailure::Api(e)),
-            Ok(Ok(Ok(()))) => Ok(()),
-        }
+        self.io
+            .run("Event", self.timeout, async move {
+                recorder.publish(&event, &reference).await
+            })
+            .await
+            .map_err(EventFailure::NotSent)?
+            .map_err(EventFailure::Api)
     }
 }

@@ -26,17 +26,22 @@
 //! that asked for them, and a plugin's blocked or busy guest threads cannot hold them up. With
 //! guests on the host runtime (`GuestExecutor::Host`, tests), requests go there too.
 //!
-//! Dropping the future of [`HostIo::run`] aborts the spawned request, as dropping the request
-//! itself would (a guest cut off at its deadline leaves nothing running). A panic in the
+//! Every request is bounded here too (`limit`, the host calls' request timeout), so the one
+//! place that sends a request also bounds it. Dropping the future of [`HostIo::run`], or its
+//! limit passing, aborts the spawned request, as dropping the request itself would (a guest cut
+//! off at its deadline leaves nothing running). A panic in the
 //! request is resumed in the caller, where the worker counts it as a host panic like any
 //! other.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::sandbox::{ErrorCode, HostError};
+
+use super::errors::timed_out;
 
 /// The runtime host calls send their API requests from.
 #[derive(Debug, Clone)]
@@ -51,17 +56,25 @@ impl HostIo {
         Self { runtime }
     }
 
-    /// Runs `request` on the runtime; `what` names it if the runtime has stopped.
-    pub(crate) async fn run<F>(&self, what: &str, request: F) -> Result<F::Output, HostError>
+    /// Runs `request` on the runtime and waits at most `limit` for it; `what` names it in the
+    /// errors: `unavailable` when it did not answer in time (the request is then aborted) or
+    /// the runtime has stopped.
+    pub(crate) async fn run<F>(
+        &self,
+        what: &str,
+        limit: Duration,
+        request: F,
+    ) -> Result<F::Output, HostError>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let mut task = AbortOnDrop(self.runtime.spawn(request));
-        match (&mut task.0).await {
-            Ok(output) => Ok(output),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(HostError::new(
+        match tokio::time::timeout(limit, &mut task.0).await {
+            Err(_) => Err(timed_out(what, limit)),
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Ok(Err(_)) => Err(HostError::new(
                 ErrorCode::Unavailable,
                 format!("{what}: not sent, the host is shutting down"),
             )),
@@ -80,9 +93,10 @@ impl<T> Drop for AbortOnDrop<T> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    /// A limit no test request comes near.
+    const NO_LIMIT: Duration = Duration::from_secs(3600);
 
     fn guest_runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -109,7 +123,7 @@ mod tests {
         let host = io_runtime();
         let io = HostIo::on(host.handle().clone());
         let ran_on = guest_runtime()
-            .block_on(io.run("probe", async { thread_name() }))
+            .block_on(io.run("probe", NO_LIMIT, async { thread_name() }))
             .unwrap();
         assert_eq!(ran_on, "io");
     }
@@ -131,7 +145,7 @@ mod tests {
         let (started_tx, started) = tokio::sync::oneshot::channel();
         let guest = guest_runtime();
         guest.block_on(async {
-            let request = io.run("never answered", async move {
+            let request = io.run("never answered", NO_LIMIT, async move {
                 let _signal = DropSignal(dropped_tx);
                 started_tx.send(()).unwrap();
                 std::future::pending::<()>().await;
@@ -149,12 +163,36 @@ mod tests {
     }
 
     #[test]
+    fn a_request_past_its_limit_is_unavailable_naming_it_and_aborted() {
+        let host = io_runtime();
+        let io = HostIo::on(host.handle().clone());
+        let (dropped_tx, dropped) = std::sync::mpsc::channel();
+        let error = guest_runtime()
+            .block_on(io.run("apply ns/x", Duration::from_millis(10), async move {
+                let _signal = DropSignal(dropped_tx);
+                std::future::pending::<()>().await;
+            }))
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::Unavailable);
+        assert!(
+            error
+                .message
+                .contains("apply ns/x: no answer from the API server within 10ms"),
+            "{}",
+            error.message
+        );
+        dropped
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the request was aborted at its limit");
+    }
+
+    #[test]
     fn a_stopped_runtime_makes_requests_unavailable_naming_them() {
         let host = io_runtime();
         let io = HostIo::on(host.handle().clone());
         host.shutdown_background();
         let error = guest_runtime()
-            .block_on(io.run("patch-status ns/x", async { 1 }))
+            .block_on(io.run("patch-status ns/x", NO_LIMIT, async { 1 }))
             .unwrap_err();
         assert_eq!(error.code, ErrorCode::Unavailable);
         assert!(
@@ -170,7 +208,7 @@ mod tests {
         let io = HostIo::on(host.handle().clone());
         let guest = guest_runtime();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            guest.block_on(io.run("boom", async { panic!("request code panicked") }))
+            guest.block_on(io.run("boom", NO_LIMIT, async { panic!("request code panicked") }))
         }));
         let payload = caught.expect_err("the panic is resumed in the caller");
         assert_eq!(

@@ -70,21 +70,12 @@ impl Kinds {
         let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
         let client = self.client.clone();
         let what = format!("discovery of {kind}");
-        let sent = self.io.run(&what, async move {
-            kube::discovery::pinned_kind(&client, &gvk).await
-        });
-        let answer = match tokio::time::timeout(self.timeout, sent).await {
-            Err(_) => {
-                return Err(HostError::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "discovery of {kind} did not answer within {:?}",
-                        self.timeout
-                    ),
-                ));
-            }
-            Ok(sent) => sent?,
-        };
+        let answer = self
+            .io
+            .run(&what, self.timeout, async move {
+                kube::discovery::pinned_kind(&client, &gvk).await
+            })
+            .await?;
         let (resource, capabilities) = match answer {
             Ok(found) => found,
             Err(kube::Error::Discovery(e)) => {
@@ -99,7 +90,7 @@ impl Kinds {
             Err(e) => {
                 return Err(HostError::new(
                     ErrorCode::Unavailable,
-                    format!("discovery of {kind} failed: {e}"),
+                    format!("{what} failed: {e}"),
                 ));
             }
         };
