@@ -2,8 +2,9 @@
 //!
 //! The processing set itself is the keys whose entry is `InFlight` (see `entry.rs`); this slab
 //! keeps their start times (the only copy: a finish gets its key's start back from here) where
-//! a metrics scrape can read them without walking every entry. `workqueue_unfinished_work_seconds` and `workqueue_longest_running_processor_seconds`
-//! are computed from it at scrape time, so the hot path pays one slot write per take and one per
+//! a metrics scrape can read them without walking every entry.
+//! `workqueue_unfinished_work_seconds` and `workqueue_longest_running_processor_seconds` are
+//! computed from it at scrape time, so the hot path pays one slot write per take and one per
 //! finish instead of updating gauges (controller-runtime runs a goroutine every 500 ms for this).
 
 use tokio::time::Instant;

@@ -91,8 +91,9 @@ impl Index {
         self.slots.len() - 1
     }
 
-    /// Ids whose tag is `tag`, in probe order, until `accept` takes one.
-    pub(crate) fn find(&self, tag: Tag, mut accept: impl FnMut(Id) -> bool) -> Option<Id> {
+    /// The position of the first slot of `tag`'s probe that `hit` accepts, before the probe
+    /// reaches an empty slot.
+    fn probe(&self, tag: Tag, mut hit: impl FnMut(Slot) -> bool) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -102,11 +103,17 @@ impl Index {
             if slot.id == NO_ID {
                 return None;
             }
-            if slot.tag == tag && accept(slot.id) {
-                return Some(slot.id);
+            if hit(slot) {
+                return Some(i);
             }
             i = (i + 1) & self.mask();
         }
+    }
+
+    /// Ids whose tag is `tag`, in probe order, until `accept` takes one.
+    pub(crate) fn find(&self, tag: Tag, mut accept: impl FnMut(Id) -> bool) -> Option<Id> {
+        let i = self.probe(tag, |slot| slot.tag == tag && accept(slot.id))?;
+        Some(self.slots[i].id)
     }
 
     /// Adds `id` under `tag` (the caller knows it is absent). Ids must be below [`NO_ID`].
@@ -131,21 +138,10 @@ impl Index {
 
     /// Removes `id`, filed under `tag`; false if it is not there.
     pub(crate) fn remove(&mut self, tag: Tag, id: Id) -> bool {
-        if self.slots.is_empty() {
+        let Some(mut hole) = self.probe(tag, |slot| slot.id == id) else {
             return false;
-        }
+        };
         let mask = self.mask();
-        let mut hole = self.home(tag);
-        loop {
-            let slot = self.slots[hole];
-            if slot.id == NO_ID {
-                return false;
-            }
-            if slot.id == id {
-                break;
-            }
-            hole = (hole + 1) & mask;
-        }
         // Backward-shift deletion: move each later slot of the run whose home is at or before
         // the hole (cyclically) into it, so every remaining id stays reachable from its home.
         let mut i = hole;
@@ -186,7 +182,7 @@ impl Index {
         // reinserting from the first empty slot on keeps every run's order.
         let start = old.iter().position(|s| s.id == NO_ID).unwrap_or(0);
         for k in 0..old.len() {
-            let slot = old[(start + k) % old.len().max(1)];
+            let slot = old[(start + k) % old.len()];
             if slot.id != NO_ID {
                 self.place(slot);
             }
