@@ -48,9 +48,10 @@ pub const MAX_GUEST_THREADS: usize = 1024;
 
 /// The nice value of guest threads: 0 (the host's own priority) to 19 (the lowest).
 ///
-/// Why guests run below the host at all: under CPU contention the event path, the API I/O and
-/// the metrics server (nice 0) are scheduled first and a spinning guest only gets what they
-/// leave. In a pod (its own cgroup) that only yields to the host's own threads. On a shared
+/// Why guests run below the host at all: under CPU contention the event path (informers and
+/// their watches) and the metrics server (nice 0) are scheduled first and a spinning guest
+/// only gets what they leave. The host calls' own requests run at this value too
+/// (`hostcalls/io.rs`). In a pod (its own cgroup) that only yields to the host's own threads. On a shared
 /// machine (a laptop, a VM without per-service cgroups) it also yields to every other process,
 /// which can cost more than it protects (docs/workers.md has the numbers), so operators choose.
 ///
