@@ -236,7 +236,7 @@ fn main() {
         return;
     }
     let settings = Settings::from_env();
-    let server = runtime(SERVER_THREADS, 2);
+    let server_runtime = runtime(SERVER_THREADS, 2);
     let harness = runtime(HARNESS_THREADS, 1);
     let system = runtime("system", 2);
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -244,27 +244,13 @@ fn main() {
         objects: settings.objects,
     };
 
-    let cluster = server.block_on(async {
-        DevCluster::start(DevClusterOptions {
-            namespaces: vec![NAMESPACE.into(), "default".into()],
-            // Room for a whole phase's events (N triggers and N status writes) with margin,
-            // so no watch falls out of the window and relists in the middle of a measurement.
-            history: 6 * settings.objects.max(10_000),
-            ..DevClusterOptions::default()
-        })
-        .await
-        .expect("devcluster")
-    });
-    let seeded = Instant::now();
     let fixtures = workload
         .write_fixtures(dir.path())
         .expect("writing the fixtures");
-    cluster.load_fixtures(&fixtures).expect("seeding");
     println!(
-        "e2e benchmark: {} Deployments + {} ConfigMaps seeded in {:.1}s; {} workers each, {} rounds, triggers {} at a time, Trellis guests at nice {} on {} thread(s)",
+        "e2e benchmark: {} Deployments + {} ConfigMaps, seeded afresh for every system's run; {} workers each, {} rounds, triggers {} at a time, Trellis guests at nice {} on {} thread(s)",
         settings.objects,
         settings.objects,
-        seeded.elapsed().as_secs_f64(),
         settings.workers,
         settings.rounds,
         settings.trigger_concurrency,
@@ -295,24 +281,6 @@ fn main() {
             took.as_secs_f64()
         );
     }
-    let client = harness
-        .block_on(async { cluster.client() })
-        .expect("a client");
-    let clock = harness
-        .block_on(ServerClock::calibrate(&cluster, &client))
-        .expect("calibrating against the server's clock");
-    let env = Env {
-        settings: &settings,
-        workload: &workload,
-        cluster: &cluster,
-        client: &client,
-        clock: &clock,
-        harness: &harness,
-        system: &system,
-        dir: dir.path(),
-        trellis: &host_setup,
-    };
-
     let mut round = 0u64;
     let mut phases = Vec::new();
     let mut failures = Vec::new();
@@ -326,7 +294,22 @@ fn main() {
             if settings.only.is_some_and(|only| only != side) {
                 continue;
             }
-            match run_side(&env, side, &mut round) {
+            let run =
+                Server::start(&settings, &fixtures, &server_runtime, &harness).and_then(|server| {
+                    let env = Env {
+                        settings: &settings,
+                        workload: &workload,
+                        cluster: &server.cluster,
+                        client: &server.client,
+                        clock: &server.clock,
+                        harness: &harness,
+                        system: &system,
+                        dir: dir.path(),
+                        trellis: &host_setup,
+                    };
+                    run_side(&env, side, &mut round)
+                });
+            match run {
                 Ok(done) => phases.extend(done),
                 Err(e) => {
                     eprintln!("{}: {e}", side.label());
@@ -336,7 +319,58 @@ fn main() {
         }
     }
     report(&settings, &phases, &failures);
-    drop(cluster);
+}
+
+/// The API server of one system's run: a devcluster seeded with the workload, a harness
+/// client and its clock offset.
+///
+/// Every run gets a fresh one. A server shared by all rounds drifts (its event history fills
+/// up, among other things): with one server, each round was slower than the one before for
+/// both systems (one system alone, 3 rounds: Trellis 2357 -> 1989 -> 1887 objects/s, native
+/// 2231 -> 2114 -> 1973), so a ratio depended on which system ran in which round. Seeded
+/// afresh, every run starts from the same server state.
+struct Server {
+    cluster: DevCluster,
+    client: Client,
+    clock: ServerClock,
+}
+
+impl Server {
+    fn start(
+        settings: &Settings,
+        fixtures: &Path,
+        server: &Runtime,
+        harness: &Runtime,
+    ) -> Result<Self, String> {
+        let cluster = server
+            .block_on(DevCluster::start(DevClusterOptions {
+                namespaces: vec![NAMESPACE.into(), "default".into()],
+                // Room for a whole run's events (each phase's triggers and status writes) with
+                // margin, so no watch falls out of the window and relists mid-measurement.
+                history: 6 * settings.objects.max(10_000),
+                ..DevClusterOptions::default()
+            }))
+            .map_err(|e| format!("starting the devcluster: {e}"))?;
+        let seeding = Instant::now();
+        cluster
+            .load_fixtures(fixtures)
+            .map_err(|e| format!("seeding the devcluster: {e}"))?;
+        println!(
+            "  devcluster seeded in {:.1} s",
+            seeding.elapsed().as_secs_f64()
+        );
+        let client = harness
+            .block_on(async { cluster.client() })
+            .map_err(|e| format!("a client of the devcluster: {e}"))?;
+        let clock = harness
+            .block_on(ServerClock::calibrate(&cluster, &client))
+            .map_err(|e| format!("calibrating against the server's clock: {e}"))?;
+        Ok(Self {
+            cluster,
+            client,
+            clock,
+        })
+    }
 }
 
 /// Starts `side`, measures its cold and hot phases, stops it.
