@@ -284,6 +284,7 @@ fn main() {
     let mut round = 0u64;
     let mut phases = Vec::new();
     let mut failures = Vec::new();
+    let mut server_alone = Vec::new();
     for r in 0..settings.rounds {
         let order = if r % 2 == 0 {
             [Side::Trellis, Side::Native]
@@ -294,8 +295,9 @@ fn main() {
             if settings.only.is_some_and(|only| only != side) {
                 continue;
             }
-            let run =
-                Server::start(&settings, &fixtures, &server_runtime, &harness).and_then(|server| {
+            let run = Server::start(&settings, &workload, &fixtures, &server_runtime, &harness)
+                .and_then(|server| {
+                    server_alone.push(server.alone);
                     let env = Env {
                         settings: &settings,
                         workload: &workload,
@@ -318,11 +320,11 @@ fn main() {
             }
         }
     }
-    report(&settings, &phases, &failures);
+    report(&settings, &phases, &failures, &server_alone);
 }
 
 /// The API server of one system's run: a devcluster seeded with the workload, a harness
-/// client and its clock offset.
+/// client and its clock offset, and what the server sustains alone.
 ///
 /// Every run gets a fresh one. A server shared by all rounds drifts (its event history fills
 /// up, among other things): with one server, each round was slower than the one before for
@@ -333,11 +335,16 @@ struct Server {
     cluster: DevCluster,
     client: Client,
     clock: ServerClock,
+    /// Status writes per second the server answered when the harness alone sent the systems'
+    /// status patch to every Deployment, as many in flight as the systems have workers, before
+    /// the system started: the ceiling a system writing through this server approaches.
+    alone: f64,
 }
 
 impl Server {
     fn start(
         settings: &Settings,
+        workload: &Workload,
         fixtures: &Path,
         server: &Runtime,
         harness: &Runtime,
@@ -365,10 +372,25 @@ impl Server {
         let clock = harness
             .block_on(ServerClock::calibrate(&cluster, &client))
             .map_err(|e| format!("calibrating against the server's clock: {e}"))?;
+        let writing = Instant::now();
+        harness
+            .block_on(workload::write_statuses(
+                &client,
+                workload,
+                "written by the harness alone",
+                usize::from(settings.workers),
+            ))
+            .map_err(|e| format!("measuring the server alone: {e}"))?;
+        let alone = workload.objects as f64 / writing.elapsed().as_secs_f64();
+        println!(
+            "  the server alone: {alone:.0} status writes/s ({} in flight)",
+            settings.workers
+        );
         Ok(Self {
             cluster,
             client,
             clock,
+            alone,
         })
     }
 }
@@ -631,7 +653,12 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     })
 }
 
-fn report(settings: &Settings, phases: &[Phase], failures: &[(Side, String)]) {
+fn report(
+    settings: &Settings,
+    phases: &[Phase],
+    failures: &[(Side, String)],
+    server_alone: &[f64],
+) {
     println!("\n## Runs\n");
     println!(
         "| round | system | phase | objects | objects/s | elapsed | triggers took | latency p50 | p90 | p99 | max | status write requests | reconciles | errors | system CPU | system CPU per object | process CPU |"
@@ -689,6 +716,25 @@ fn report(settings: &Settings, phases: &[Phase], failures: &[(Side, String)]) {
             show(p99.1, " ms"),
             show(cpu.0, " µs"),
             show(cpu.1, " µs"),
+        );
+    }
+    if let Some(alone) = median(server_alone.to_vec()) {
+        let cold = |side: Side| {
+            median(
+                phases
+                    .iter()
+                    .filter(|p| p.side == side && p.kind == Kind::Cold)
+                    .map(Phase::throughput)
+                    .collect(),
+            )
+            .map_or("-".to_string(), |t| format!("{:.0} %", 100.0 * t / alone))
+        };
+        println!(
+            "\nThe server alone (the harness sending the same status patch to every Deployment, {} in flight, before each run): median {alone:.0} writes/s over {} runs; cold throughput as a share of it: Trellis {}, native {}",
+            settings.workers,
+            server_alone.len(),
+            cold(Side::Trellis),
+            cold(Side::Native),
         );
     }
 }

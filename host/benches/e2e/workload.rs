@@ -28,6 +28,9 @@ pub const OWNER_LABEL: &str = "bench.trellis.dev/deployment";
 /// The field manager of the harness's trigger writes (how the write log tells them apart).
 pub const TRIGGER_MANAGER: &str = "e2e-bench-trigger";
 
+/// The field manager of the harness's own status writes, measuring the server alone.
+pub const SERVER_ALONE_MANAGER: &str = "e2e-bench-server-alone";
+
 pub struct Workload {
     pub objects: usize,
 }
@@ -132,15 +135,54 @@ pub async fn trigger(
     round: u64,
     concurrency: usize,
 ) -> Result<(), kube::Error> {
+    let patch = json!({"metadata": {"annotations": {logic::ROUND_ANNOTATION: round.to_string()}}});
+    patch_all(client, workload, None, TRIGGER_MANAGER, &patch, concurrency).await
+}
+
+/// Writes `value` into every Deployment's status as the systems do (the same merge patch of
+/// the status subresource), `concurrency` requests in flight: what the server sustains for
+/// the systems' writes when nothing else runs.
+pub async fn write_statuses(
+    client: &Client,
+    workload: &Workload,
+    value: &str,
+    concurrency: usize,
+) -> Result<(), kube::Error> {
+    let patch = logic::status_patch(None, value).expect("no current value: a patch");
+    patch_all(
+        client,
+        workload,
+        Some("status"),
+        SERVER_ALONE_MANAGER,
+        &patch,
+        concurrency,
+    )
+    .await
+}
+
+/// Sends `patch` (a merge patch) to every Deployment, or to its `subresource`, with
+/// `concurrency` requests in flight.
+async fn patch_all(
+    client: &Client,
+    workload: &Workload,
+    subresource: Option<&str>,
+    manager: &str,
+    patch: &Value,
+    concurrency: usize,
+) -> Result<(), kube::Error> {
     let request = Request::new(format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments"));
     let params = PatchParams {
-        field_manager: Some(TRIGGER_MANAGER.to_string()),
+        field_manager: Some(manager.to_string()),
         ..PatchParams::default()
     };
-    let patch = json!({"metadata": {"annotations": {logic::ROUND_ANNOTATION: round.to_string()}}});
     futures::stream::iter(0..workload.objects)
         .map(|i| {
-            let built = request.patch(&Workload::name(i), &params, &Patch::Merge(&patch));
+            let name = Workload::name(i);
+            let patch = Patch::Merge(patch);
+            let built = match subresource {
+                Some(sub) => request.patch_subresource(sub, &name, &params, &patch),
+                None => request.patch(&name, &params, &patch),
+            };
             async move {
                 client
                     .request_text(built.map_err(kube::Error::BuildRequest)?)
