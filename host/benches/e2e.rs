@@ -616,19 +616,23 @@ fn ms(micros: u64) -> String {
 }
 
 fn row(p: &Phase) -> String {
+    // A paced phase's throughput is the harness's pace, not a share of anything.
+    let share = match p.kind {
+        Kind::Paced => "-".to_string(),
+        Kind::Cold | Kind::Hot => format!("{:.0} %", 100.0 * p.share_of_server_alone()),
+    };
     let (p50, p90, p99, max) = p.latency.as_ref().map_or_else(
         || ("-".into(), "-".into(), "-".into(), "-".into()),
         |l| (ms(l.p50), ms(l.p90), ms(l.p99), ms(l.max)),
     );
     format!(
-        "| {} | {} | {:?} | {} | **{:.0}** | {:.0} ({:.0} %) | {:.2} s | {} | {p50} | {p90} | {p99} | {max} | {} ({} failed) | {} | {} | {:.2} s | {:.0} µs | {:.2} s |",
+        "| {} | {} | {:?} | {} | **{:.0}** | {:.0} ({share}) | {:.2} s | {} | {p50} | {p90} | {p99} | {max} | {} ({} failed) | {} | {} | {:.2} s | {:.0} µs | {:.2} s |",
         p.round,
         p.side.label(),
         p.kind,
         p.objects,
         p.throughput(),
         p.server_alone,
-        100.0 * p.share_of_server_alone(),
         p.elapsed.as_secs_f64(),
         p.trigger_window
             .map_or("-".to_string(), |w| format!("{:.2} s", w.as_secs_f64())),
