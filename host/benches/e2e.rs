@@ -347,7 +347,9 @@ struct Server {
     clock: ServerClock,
     /// Status writes per second the server answered when the harness alone sent the systems'
     /// status patch to every Deployment, as many in flight as the systems have workers, before
-    /// the system started: the ceiling a system writing through this server approaches.
+    /// the system started: a yardstick of the server (and the machine) at the time of the run,
+    /// not a ceiling the systems reach (they also watch, and reconcile; 34–54 % of it in the
+    /// runs of docs/benchmarks/e2e.md).
     alone: f64,
 }
 
