@@ -1,6 +1,7 @@
 //! End-to-end benchmark: Trellis running the status-bench Wasm plugin against a native
-//! kube-runtime `Controller` doing the same work, on the same devcluster, the same objects and
-//! the same concurrency, alternating in one process (docs/benchmarks/e2e.md).
+//! kube-runtime `Controller` doing the same work, on the same devcluster (a fresh one, seeded
+//! alike, for every system's run: `Server`), the same objects and the same concurrency,
+//! alternating in one process (docs/benchmarks/e2e.md).
 //!
 //! ```sh
 //! cargo bench -p trellis-host --bench e2e
@@ -31,7 +32,8 @@
 //!
 //! All times come from the devcluster's write log (server side); completion is then checked
 //! by listing every Deployment from the server. Rounds alternate the order of the systems
-//! (T N, N T, ...) so drift on the shared machine falls on both. CPU is split by thread:
+//! (T N, N T, ...) so drift on the shared machine falls on both, and each run's throughput is
+//! also shown as a share of what its server sustained alone just before. CPU is split by thread:
 //! the devcluster and the harness run on their own named runtimes, the rest is the system's.
 
 #[path = "e2e/measure.rs"]
