@@ -81,10 +81,10 @@ async fn the_manager_runs_guests_where_the_config_says_at_its_nice() {
     let expected = |all: &[(String, i32)]| {
         ["guest-namespace", "guest-deploymen", "trellis-io"]
             .iter()
-            .all(|plugin| {
+            .all(|thread| {
                 let niced: Vec<i32> = all
                     .iter()
-                    .filter(|(name, _)| name == plugin)
+                    .filter(|(name, _)| name == thread)
                     .map(|(_, nice)| *nice)
                     .collect();
                 niced == [wanted]

@@ -29,9 +29,8 @@
 //! Every request is bounded here too (`limit`, the host calls' request timeout), so the one
 //! place that sends a request also bounds it. Dropping the future of [`HostIo::run`], or its
 //! limit passing, aborts the spawned request, as dropping the request itself would (a guest cut
-//! off at its deadline leaves nothing running). A panic in the
-//! request is resumed in the caller, where the worker counts it as a host panic like any
-//! other.
+//! off at its deadline leaves nothing running). A panic in the request is resumed in the
+//! caller, where the worker counts it as a host panic like any other.
 
 use std::future::Future;
 use std::time::Duration;
@@ -109,19 +108,22 @@ mod tests {
         std::thread::current().name().unwrap_or("").to_string()
     }
 
-    fn io_runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
+    /// A runtime of its own (one thread, `io`) and a `HostIo` sending requests there; the
+    /// runtime must outlive the requests.
+    fn io_runtime() -> (tokio::runtime::Runtime, HostIo) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("io")
             .enable_all()
             .build()
-            .unwrap()
+            .unwrap();
+        let io = HostIo::on(runtime.handle().clone());
+        (runtime, io)
     }
 
     #[test]
     fn requests_run_on_the_given_runtime_not_the_callers() {
-        let host = io_runtime();
-        let io = HostIo::on(host.handle().clone());
+        let (_host, io) = io_runtime();
         let ran_on = guest_runtime()
             .block_on(io.run("probe", NO_LIMIT, async { thread_name() }))
             .unwrap();
@@ -139,8 +141,7 @@ mod tests {
 
     #[test]
     fn dropping_the_caller_aborts_the_request() {
-        let host = io_runtime();
-        let io = HostIo::on(host.handle().clone());
+        let (_host, io) = io_runtime();
         let (dropped_tx, dropped) = std::sync::mpsc::channel();
         let (started_tx, started) = tokio::sync::oneshot::channel();
         let guest = guest_runtime();
@@ -164,8 +165,7 @@ mod tests {
 
     #[test]
     fn a_request_past_its_limit_is_unavailable_naming_it_and_aborted() {
-        let host = io_runtime();
-        let io = HostIo::on(host.handle().clone());
+        let (_host, io) = io_runtime();
         let (dropped_tx, dropped) = std::sync::mpsc::channel();
         let error = guest_runtime()
             .block_on(io.run("apply ns/x", Duration::from_millis(10), async move {
@@ -188,8 +188,7 @@ mod tests {
 
     #[test]
     fn a_stopped_runtime_makes_requests_unavailable_naming_them() {
-        let host = io_runtime();
-        let io = HostIo::on(host.handle().clone());
+        let (host, io) = io_runtime();
         host.shutdown_background();
         let error = guest_runtime()
             .block_on(io.run("patch-status ns/x", NO_LIMIT, async { 1 }))
@@ -204,8 +203,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_the_request_reaches_the_caller() {
-        let host = io_runtime();
-        let io = HostIo::on(host.handle().clone());
+        let (_host, io) = io_runtime();
         let guest = guest_runtime();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             guest.block_on(io.run("boom", NO_LIMIT, async { panic!("request code panicked") }))

@@ -51,9 +51,10 @@ pub const MAX_GUEST_THREADS: usize = 1024;
 /// Why guests run below the host at all: under CPU contention the event path (informers and
 /// their watches) and the metrics server (nice 0) are scheduled first and a spinning guest
 /// only gets what they leave. The host calls' own requests run at this value too
-/// (`hostcalls/io.rs`). In a pod (its own cgroup) that only yields to the host's own threads. On a shared
-/// machine (a laptop, a VM without per-service cgroups) it also yields to every other process,
-/// which can cost more than it protects (docs/workers.md has the numbers), so operators choose.
+/// (`hostcalls/io.rs`). In a pod (its own cgroup) that only yields to the host's own threads.
+/// On a shared machine (a laptop, a VM without per-service cgroups) it also yields to every
+/// other process, which can cost more than it protects (docs/workers.md has the numbers), so
+/// operators choose.
 ///
 /// The value is absolute, like `nice`/`top` show it, for a host that normally runs at 0.
 /// Negative values (above the host) are not offered: guests must never outrank the event path.
