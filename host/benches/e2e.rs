@@ -338,9 +338,9 @@ fn main() {
 /// The API server of one system's run: a devcluster seeded with the workload, a harness
 /// client and its clock offset, and what the server sustains alone.
 ///
-/// Every run gets a fresh one. A server shared by all rounds drifts (its event history fills
-/// up, among other things): with one server, each round was slower than the one before for
-/// both systems (one system alone, 3 rounds: Trellis 2357 -> 1989 -> 1887 objects/s, native
+/// Every run gets a fresh one. A server shared by all rounds drifts (what drifts was not
+/// isolated; its event history is one thing that grows): with one server, each round was
+/// slower than the one before for both systems (one system alone, 3 rounds: Trellis 2357 -> 1989 -> 1887 objects/s, native
 /// 2231 -> 2114 -> 1973), so a ratio depended on which system ran in which round. Seeded
 /// afresh, every run starts from the same server state.
 struct Server {
