@@ -199,6 +199,12 @@ struct Phase {
     latency: Option<Percentiles>,
     status_requests: u64,
     status_failures: u64,
+    /// Status write requests' time in the server (arrival to answer), summed.
+    status_in_server: Duration,
+    /// From the start (or first trigger) to the first status write's arrival, and from there
+    /// to the last status write answered.
+    first_status: Duration,
+    writing: Duration,
     reconciles: u64,
     errors: u64,
     system_cpu: Duration,
@@ -210,6 +216,15 @@ struct Phase {
 impl Phase {
     fn throughput(&self) -> f64 {
         self.objects as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Mean time a status write spent in the server, and how many were there on average while
+    /// the system was writing: what is left of the workers' cycle (`workers` minus that) was
+    /// spent in the system under test, between one answer and the next request.
+    fn status_writes_in_server(&self) -> (Duration, f64) {
+        let mean = self.status_in_server / self.status_requests.max(1) as u32;
+        let in_flight = self.status_in_server.as_secs_f64() / self.writing.as_secs_f64().max(1e-6);
+        (mean, in_flight)
     }
 
     /// Throughput as a share of what the same server sustained alone just before: the
@@ -589,6 +604,17 @@ fn phase(
         latency,
         status_requests: observed.status_requests,
         status_failures: observed.status_failures,
+        status_in_server: Duration::from_micros(observed.status_server_micros),
+        first_status: Duration::from_micros(
+            observed
+                .first_status
+                .map_or(0, |first| first.saturating_sub(start_micros)),
+        ),
+        writing: Duration::from_micros(
+            observed
+                .first_status
+                .map_or(0, |first| last.saturating_sub(first)),
+        ),
         reconciles: counts.reconciles,
         errors: counts.errors,
         system_cpu: cpu_before.system_since(&cpu_after),
@@ -651,8 +677,10 @@ fn row(p: &Phase) -> String {
 }
 
 fn progress(p: &Phase) {
+    let (in_server, in_flight) = p.status_writes_in_server();
     eprintln!(
-        "round {}: {} {:?}: {:.0} objects/s over {:.2} s{}",
+        "round {}: {} {:?}: {:.0} objects/s over {:.2} s{}; first status write at {:.2} s; \
+         each {:.2} ms in the server, {:.1} there on average",
         p.round,
         p.side.label(),
         p.kind,
@@ -660,7 +688,10 @@ fn progress(p: &Phase) {
         p.elapsed.as_secs_f64(),
         p.latency
             .as_ref()
-            .map_or(String::new(), |l| format!(", p99 {}", ms(l.p99)))
+            .map_or(String::new(), |l| format!(", p99 {}", ms(l.p99))),
+        p.first_status.as_secs_f64(),
+        in_server.as_secs_f64() * 1e3,
+        in_flight,
     );
 }
 

@@ -92,6 +92,10 @@ pub struct Observed {
     /// Status write requests: all, and those that failed (non-2xx).
     pub status_requests: u64,
     pub status_failures: u64,
+    /// Summed over the status write requests: from arrival to answer, in the server.
+    pub status_server_micros: u64,
+    /// When the first status write arrived.
+    pub first_status: Option<u64>,
 }
 
 /// Waits until every Deployment has had a successful status write since the accounting was
@@ -143,6 +147,8 @@ fn read_log(writes: &[WriteRecord], workload: &Workload) -> Observed {
     let mut first_trigger: Option<u64> = None;
     let mut last_trigger: Option<u64> = None;
     let (mut status_requests, mut status_failures) = (0, 0);
+    let mut status_server_micros = 0;
+    let mut first_status: Option<u64> = None;
     let mut any_trigger = false;
     for w in writes.iter().filter(|w| w.namespace == NAMESPACE) {
         let Some(i) = Workload::index_of(&w.name).filter(|&i| i < workload.objects) else {
@@ -151,6 +157,8 @@ fn read_log(writes: &[WriteRecord], workload: &Workload) -> Observed {
         let ok = (200..300).contains(&w.code);
         if w.resource == STATUS {
             status_requests += 1;
+            status_server_micros += w.finished_micros.saturating_sub(w.started_micros);
+            first_status = Some(first_status.map_or(w.started_micros, |f| f.min(w.started_micros)));
             if !ok {
                 status_failures += 1;
             } else if w.resource_version.is_some() && status_written[i] == 0 {
@@ -173,6 +181,8 @@ fn read_log(writes: &[WriteRecord], workload: &Workload) -> Observed {
         last_trigger,
         status_requests,
         status_failures,
+        status_server_micros,
+        first_status,
     }
 }
 
