@@ -21,15 +21,17 @@ use serde_json::{Value, json};
 use trellis_devcluster::{DevCluster, FaultRule};
 use trellis_host::cache::{self, Cache};
 use trellis_host::hostcalls::{
-    DEFAULT_REQUEST_TIMEOUT, HostCallMetrics, HostCalls, HostCallsConfig, HostIo, Kinds,
+    DEFAULT_REQUEST_TIMEOUT, HostCallMetrics, HostCalls, HostCallsConfig, HostIo, Kinds, OwnWrites,
     ReadableCaches,
 };
 use trellis_host::informer::{InformerOptions, Informers, Role, Subscription, WatchConfig};
 use trellis_host::permissions::Permissions;
+use trellis_host::queue::{Priority, QueueConfig, WorkQueue};
 use trellis_host::sandbox::{
     Action, EngineConfig, ErrorCode, EventType, Gvk, HostError, ObjectKey, Outcome, PluginHost,
     ReconcileRequest, Sandbox,
 };
+use trellis_host::worker::QueueSink;
 
 use support::cluster::{crd, create_crd, devcluster};
 use support::components::load_on;
@@ -92,6 +94,7 @@ impl Fixture {
             subscriptions,
             self.client.clone(),
             DEFAULT_REQUEST_TIMEOUT,
+            None,
         )
     }
 
@@ -102,6 +105,7 @@ impl Fixture {
         subscriptions: &[&Subscription],
         client: Client,
         timeout: Duration,
+        own_writes: Option<Arc<dyn OwnWrites>>,
     ) -> HostCalls {
         let permissions: Permissions =
             serde_norway::from_str(permissions).expect("test permissions parse");
@@ -113,6 +117,7 @@ impl Fixture {
         }
         let mut config = HostCallsConfig::new(plugin, permissions, "host-1");
         config.request_timeout = timeout;
+        config.own_writes = own_writes;
         // The test's runtime stands in for the host's I/O runtime.
         let io = HostIo::on(tokio::runtime::Handle::current());
         HostCalls::new(
@@ -129,7 +134,14 @@ impl Fixture {
     /// client that does not retry and with request timeout `timeout`.
     fn web_without_retries(&self, subscriptions: &[&Subscription], timeout: Duration) -> HostCalls {
         let client = self.client_without_retries();
-        self.host_with("web", WRITE_CONFIGMAPS, subscriptions, client, timeout)
+        self.host_with(
+            "web",
+            WRITE_CONFIGMAPS,
+            subscriptions,
+            client,
+            timeout,
+            None,
+        )
     }
 
     /// A client that does not retry 429/503/504, to see those answers.
@@ -529,6 +541,90 @@ async fn apply_creates_then_updates_with_the_plugins_field_manager() {
         "created, then updated"
     );
     assert_eq!(f.writes_metric("web", "apply", "issued"), 2);
+}
+
+/// Waits for a key (the informer enqueues just after its cache shows the change), then takes
+/// every ready key, noting its priority, and finishes it.
+async fn drain(queue: &WorkQueue<trellis_host::queue::ObjectKey>) -> Vec<(String, Priority)> {
+    eventually("a key in the queue", || {
+        (queue.stats().keys > 0).then_some(())
+    })
+    .await;
+    let mut taken = Vec::new();
+    while let Some(guard) = queue.try_next() {
+        taken.push((guard.key().name.to_string(), guard.priority()));
+        guard.done();
+    }
+    taken
+}
+
+#[tokio::test]
+async fn the_echo_of_an_own_write_is_queued_low_and_someone_elses_change_normal() {
+    let f = Fixture::start().await;
+    f.create_config_map("a", "mine", json!({}), json!({"k": "0"}))
+        .await;
+    // Wired as the manager does: the plugin's queue sink gets the watch's keys and is told of
+    // the plugin's writes.
+    let queue = WorkQueue::new(QueueConfig::new("web")).unwrap();
+    let sink = Arc::new(QueueSink::new(
+        queue.clone(),
+        &cache::Gvk::new("", "v1", "ConfigMap"),
+    ));
+    let config: WatchConfig =
+        serde_norway::from_str("{apiVersion: v1, kind: ConfigMap, namespaces: [a]}").unwrap();
+    let configmaps = f
+        .informers
+        .subscribe("web", &config, Role::Primary, sink.clone())
+        .await
+        .unwrap();
+    configmaps.wait_synced().await.unwrap();
+    assert_eq!(
+        drain(&queue).await,
+        [("mine".to_string(), Priority::Low)],
+        "the initial list"
+    );
+    let host = f.host_with(
+        "web",
+        WRITE_CONFIGMAPS,
+        &[&configmaps],
+        f.client.clone(),
+        DEFAULT_REQUEST_TIMEOUT,
+        Some(sink.clone()),
+    );
+
+    applied_and_cached(
+        &host,
+        &configmaps,
+        &applied("mine", json!({}), json!({"k": "1"})),
+    )
+    .await;
+    assert_eq!(
+        drain(&queue).await,
+        [("mine".to_string(), Priority::Low)],
+        "the echo of the plugin's own apply is reconciled, at low priority"
+    );
+
+    let api: Api<ConfigMap> = Api::namespaced(f.client.clone(), "a");
+    let theirs = api
+        .patch(
+            "mine",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"k": "2"}})),
+        )
+        .await
+        .unwrap();
+    cache_shows(configmaps.cache(), &serde_json::to_string(&theirs).unwrap()).await;
+    assert_eq!(
+        drain(&queue).await,
+        [("mine".to_string(), Priority::Normal)],
+        "someone else's change is news"
+    );
+
+    // A created object is not cached before the write: not tracked, its arrival is news.
+    host.apply(&applied("new", json!({}), json!({"k": "1"})), true)
+        .await
+        .unwrap();
+    assert_eq!(drain(&queue).await, [("new".to_string(), Priority::Normal)]);
 }
 
 /// A single-threaded runtime standing in for one plugin's guest threads.
@@ -1012,6 +1108,7 @@ async fn events_are_recorded_with_the_plugin_as_reporting_controller() {
         &[&configmaps],
         f.client_without_retries(),
         DEFAULT_REQUEST_TIMEOUT,
+        None,
     );
     assert_eq!(host.reporting_controller(), "trellis.dev/web");
     let cm = configmap_kind();

@@ -29,6 +29,7 @@ mod events;
 mod io;
 mod kinds;
 mod metrics;
+mod own_writes;
 mod reads;
 mod target;
 mod writes;
@@ -48,6 +49,7 @@ pub use events::reporting_controller;
 pub use io::HostIo;
 pub use kinds::{Kinds, Resolved};
 pub use metrics::HostCallMetrics;
+pub use own_writes::OwnWrites;
 
 use events::EventReporter;
 use metrics::{Call, CallResult, EventResult, PluginMetrics, WriteResult, WriteVerb};
@@ -71,6 +73,9 @@ pub struct HostCallsConfig {
     pub host_identity: String,
     /// Bound on each API request.
     pub request_timeout: Duration,
+    /// Told of the plugin's writes to cached objects, so that their echoes are not taken for
+    /// news (the manager gives the plugin's queue sink: `worker/echoes.rs`). `None`: not told.
+    pub own_writes: Option<Arc<dyn OwnWrites>>,
 }
 
 impl HostCallsConfig {
@@ -82,6 +87,7 @@ impl HostCallsConfig {
             permissions,
             host_identity: host_identity.to_string(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            own_writes: None,
         }
     }
 }
@@ -136,6 +142,7 @@ impl HostCalls {
                 caches.clone(),
                 api,
                 kinds,
+                config.own_writes,
             ),
             events: EventReporter::new(
                 client,

@@ -19,7 +19,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -33,6 +32,7 @@ use super::denial::{denied, invalid};
 use super::elision::{IntentDigest, Intents, contained, merge_is_noop};
 use super::kinds::{Kinds, Resolved};
 use super::metrics::{Call, WriteResult};
+use super::own_writes::{AnswerMeta, InFlight, OwnWrites};
 use super::target::{Naming, WriteObject, check_scope, parse_object};
 
 /// What a write did, for the guest and for the metrics.
@@ -123,6 +123,8 @@ pub(crate) struct Writer {
     api: ApiWriter,
     kinds: Kinds,
     intents: Intents,
+    /// Told of writes to cached objects, so their echoes enter the queue at low priority.
+    own_writes: Option<Arc<dyn OwnWrites>>,
 }
 
 fn call_of(verb: Verb) -> Call {
@@ -149,6 +151,7 @@ impl Writer {
         caches: Arc<ReadableCaches>,
         api: ApiWriter,
         kinds: Kinds,
+        own_writes: Option<Arc<dyn OwnWrites>>,
     ) -> Self {
         Self {
             plugin,
@@ -157,7 +160,22 @@ impl Writer {
             api,
             kinds,
             intents: Intents::new(),
+            own_writes,
         }
+    }
+
+    /// Reports a write to `key` as sent, when the object is cached: only a cached object's
+    /// write has an echo to come on the plugin's watch (or a delete that forgets it).
+    fn in_flight<'a>(
+        &'a self,
+        kind: &'a Gvk,
+        key: &'a ObjectKey,
+        cached: bool,
+    ) -> Option<InFlight<'a>> {
+        if !cached {
+            return None;
+        }
+        InFlight::start(self.own_writes.as_ref(), kind, key)
     }
 
     pub(crate) fn field_manager(&self) -> &str {
@@ -232,13 +250,18 @@ impl Writer {
         }
         let raw = step!(raw(Call::Apply, text));
         self.intents.forget(kind, &key);
-        match self
+        let flight = self.in_flight(kind, &key, self.cached(kind, &key).is_some());
+        let answer = self
             .api
             .apply(&what, &resolved, namespace, key.name(), raw, force)
-            .await
-        {
+            .await;
+        let meta = answer.as_ref().ok().map(|text| AnswerMeta::of(text));
+        if let Some(flight) = flight {
+            flight.answered(meta.as_ref());
+        }
+        match answer {
             Ok(answer) => {
-                match uid_of(&answer) {
+                match meta.and_then(|meta| meta.uid) {
                     Some(uid) => self.intents.record(kind, &key, digest, &uid),
                     None => {
                         tracing::debug!(plugin = &*self.plugin, %what, "apply answer has no uid")
@@ -298,7 +321,8 @@ impl Writer {
             )))
             .into();
         }
-        if let Some(cached) = self.cached(kind, key)
+        let cached = self.cached(kind, key);
+        if let Some(cached) = &cached
             && merge_is_noop(cached.json().as_str(), &patch)
         {
             return WriteReport::elided(cached.json().as_str().to_string());
@@ -307,11 +331,21 @@ impl Writer {
         // Status writes cannot change what an apply owns, but forgetting costs at most one
         // sent apply and keeps the rule simple: any write sent to an object forgets its intent.
         self.intents.forget(kind, key);
-        match self
+        let flight = self.in_flight(kind, key, cached.is_some());
+        let answer = self
             .api
             .patch_status(&what, &resolved, namespace, key.name(), raw)
-            .await
-        {
+            .await;
+        if let Some(flight) = flight {
+            flight.answered(
+                answer
+                    .as_ref()
+                    .ok()
+                    .map(|text| AnswerMeta::of(text))
+                    .as_ref(),
+            );
+        }
+        match answer {
             Ok(answer) => WriteReport::issued(answer),
             Err(error) => WriteReport::failed(error),
         }
@@ -363,21 +397,4 @@ impl Writer {
 fn raw(call: Call, text: &str) -> Result<&RawValue, Stopped> {
     serde_json::from_str(text)
         .map_err(|e| Stopped::invalid(invalid(format!("{}: not valid JSON: {e}", call.as_str()))))
-}
-
-/// `metadata.uid` of a server answer.
-fn uid_of(answer: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Answer {
-        metadata: Meta,
-    }
-    #[derive(Deserialize)]
-    struct Meta {
-        uid: Option<String>,
-    }
-    serde_json::from_str::<Answer>(answer)
-        .ok()?
-        .metadata
-        .uid
-        .filter(|u| !u.is_empty())
 }

@@ -9,7 +9,10 @@
 //! news and go in at [`Priority::Low`]; creates, updates that pass the predicates, and deletes
 //! go in at [`Priority::Normal`] — including changes a relist discovers after a watch outage
 //! (an object that changed or vanished while the watch was down is news; unchanged objects of
-//! a relist are dropped by the predicates, since their resourceVersion did not move).
+//! a relist are dropped by the predicates, since their resourceVersion did not move). One
+//! exception: an update of a primary object that the sink knows for the echo of the plugin's
+//! own write ([`KeySink::is_echo`], `worker/echoes.rs`) is no news to the plugin and goes in at
+//! [`Priority::Low`].
 
 use std::sync::Arc;
 
@@ -31,6 +34,17 @@ pub enum Priority {
 /// held across anything slow). Deduplication is the queue's job: the same key may come twice.
 pub trait KeySink: Send + Sync + 'static {
     fn enqueue(&self, key: ObjectKey, priority: Priority);
+
+    /// Asked for each create or update of a primary object that passed the predicates, before
+    /// its key is enqueued: whether it is the echo of the plugin's own write, which then goes
+    /// in at [`Priority::Low`] (a check, not news: `worker/echoes.rs`). The default knows of no
+    /// writes.
+    fn is_echo(&self, _object: &Metadata) -> bool {
+        false
+    }
+
+    /// A primary object was deleted: forget its writes.
+    fn forget_writes(&self, _key: &ObjectKey) {}
 }
 
 /// What a watch is to the plugin subscribing to it.
@@ -179,12 +193,15 @@ impl Delivery {
                 Priority::Low
             }
             Change::Delete(meta) => {
+                if self.mapping == KeyMapping::Identity {
+                    self.sink.forget_writes(&meta.key);
+                }
                 self.mapping.keys(meta, &mut keys);
                 Priority::Normal
             }
             Change::Upsert { old: None, new } => {
                 self.mapping.keys(new, &mut keys);
-                Priority::Normal
+                self.news_or_echo(new)
             }
             Change::Upsert {
                 old: Some(old),
@@ -196,7 +213,7 @@ impl Delivery {
                 // Both: a secondary whose owner or label changed concerns the old primary too.
                 self.mapping.keys(new, &mut keys);
                 self.mapping.keys(old, &mut keys);
-                Priority::Normal
+                self.news_or_echo(new)
             }
         };
         let mut sent = 0;
@@ -205,6 +222,15 @@ impl Delivery {
             sent += 1;
         }
         sent
+    }
+
+    /// A change is news, unless it is a primary object's echo of the plugin's own write.
+    fn news_or_echo(&self, new: &Metadata) -> Priority {
+        if self.mapping == KeyMapping::Identity && self.sink.is_echo(new) {
+            Priority::Low
+        } else {
+            Priority::Normal
+        }
     }
 
     fn passes(&self, old: &Metadata, new: &Metadata) -> bool {
@@ -251,15 +277,20 @@ pub(crate) mod tests {
 
     fn delivery(predicates: &[Predicate], mapping: KeyMapping) -> (Delivery, Arc<Recorder>) {
         let recorder = Arc::new(Recorder::default());
+        (delivery_to(recorder.clone(), predicates, mapping), recorder)
+    }
+
+    fn delivery_to(
+        sink: Arc<dyn KeySink>,
+        predicates: &[Predicate],
+        mapping: KeyMapping,
+    ) -> Delivery {
         let config = DeliveryConfig {
             predicates: predicates.to_vec(),
             mapping: None,
             resync: None,
         };
-        (
-            Delivery::new("p", &config, mapping, recorder.clone()),
-            recorder,
-        )
+        Delivery::new("p", &config, mapping, sink)
     }
 
     use Priority::{Low, Normal};
@@ -299,6 +330,82 @@ pub(crate) mod tests {
                 (k(), Normal)
             ]
         );
+    }
+
+    /// Takes resourceVersion 2 of any object for the echo of an own write; records what it
+    /// was asked and told.
+    #[derive(Default)]
+    struct EchoSink {
+        keys: Recorder,
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl KeySink for EchoSink {
+        fn enqueue(&self, key: ObjectKey, priority: Priority) {
+            self.keys.enqueue(key, priority);
+        }
+
+        fn is_echo(&self, object: &Metadata) -> bool {
+            self.asked.lock().push(format!("is_echo {}", object.key));
+            &*object.resource_version == "2"
+        }
+
+        fn forget_writes(&self, key: &ObjectKey) {
+            self.asked.lock().push(format!("forget {key}"));
+        }
+    }
+
+    #[test]
+    fn a_primary_objects_echo_of_an_own_write_goes_in_low_and_a_delete_forgets_its_writes() {
+        let sink = Arc::new(EchoSink::default());
+        let d = delivery_to(
+            sink.clone(),
+            &[Predicate::ResourceVersion],
+            KeyMapping::Identity,
+        );
+        let (v1, v2, v3) = (meta(""), at(2, 1, ""), at(3, 1, ""));
+        d.deliver(Change::Initial(&v1));
+        d.deliver(Change::Upsert {
+            old: Some(&v1),
+            new: &v2,
+        });
+        d.deliver(Change::Upsert {
+            old: Some(&v2),
+            new: &v3,
+        });
+        d.deliver(Change::Upsert {
+            old: Some(&v3),
+            new: &v3,
+        });
+        d.deliver(Change::Delete(&v3));
+        let k = || "ns/pod-1".to_string();
+        assert_eq!(
+            sink.keys.take(),
+            [(k(), Low), (k(), Low), (k(), Normal), (k(), Normal)]
+        );
+        assert_eq!(
+            *sink.asked.lock(),
+            ["is_echo ns/pod-1", "is_echo ns/pod-1", "forget ns/pod-1"],
+            "asked for changes that passed the predicates only, never for the initial list"
+        );
+    }
+
+    #[test]
+    fn a_secondary_change_is_never_taken_for_an_echo() {
+        let sink = Arc::new(EchoSink::default());
+        let d = delivery_to(
+            sink.clone(),
+            &[Predicate::ResourceVersion],
+            to_replicaset(true, Some("owner"), true),
+        );
+        let (v1, v2) = (meta(OWNED), at(2, 1, OWNED));
+        d.deliver(Change::Upsert {
+            old: Some(&v1),
+            new: &v2,
+        });
+        d.deliver(Change::Delete(&v2));
+        assert!(sink.keys.take().iter().all(|(_, p)| *p == Normal));
+        assert!(sink.asked.lock().is_empty(), "{:?}", sink.asked.lock());
     }
 
     #[test]

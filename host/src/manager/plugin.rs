@@ -81,12 +81,13 @@ impl Runner {
             source,
         })?;
         let subscriptions = subscriptions?;
-        let host = host_calls(services, config, &subscriptions).map_err(|(field, source)| {
-            StartError::Caches {
-                at: at(&field),
-                source,
-            }
-        })?;
+        let host =
+            host_calls(services, config, &subscriptions, &sink).map_err(|(field, source)| {
+                StartError::Caches {
+                    at: at(&field),
+                    source,
+                }
+            })?;
         let check = services.health.as_ref().and_then(|health| {
             health
                 .register(
@@ -239,11 +240,13 @@ pub(crate) fn watch_field(position: usize) -> String {
     }
 }
 
-/// The plugin's host calls over the caches of its subscriptions.
+/// The plugin's host calls over the caches of its subscriptions; its writes are told to `sink`
+/// (so their echoes are not news, `worker/echoes.rs`).
 pub(crate) fn host_calls(
     services: &Services,
     config: &PluginConfig,
     subscriptions: &[Subscription],
+    sink: &Arc<QueueSink>,
 ) -> Result<Arc<HostCalls>, (String, crate::hostcalls::CachesError)> {
     let mut caches = ReadableCaches::new();
     for (position, subscription) in subscriptions.iter().enumerate() {
@@ -254,6 +257,7 @@ pub(crate) fn host_calls(
     let mut calls =
         HostCallsConfig::new(&config.name, config.permissions.clone(), &services.identity);
     calls.field_manager = config.field_manager.clone();
+    calls.own_writes = Some(sink.clone());
     Ok(Arc::new(HostCalls::new(
         calls,
         caches,

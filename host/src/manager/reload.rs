@@ -160,13 +160,14 @@ impl Manager {
                 .await
                 .map_err(ReloadError::Sync)?;
         }
-        let host =
-            host_calls(&self.services, config, &subscriptions).map_err(|(field, source)| {
+        let host = host_calls(&self.services, config, &subscriptions, &runner.sink).map_err(
+            |(field, source)| {
                 ReloadError::Invalid(StartError::Caches {
                     at: at(&field),
                     source,
                 })
-            })?;
+            },
+        )?;
         let previous = std::mem::replace(
             &mut *runner.parts.lock(),
             Arc::new(Parts {

@@ -2,7 +2,8 @@
 //!
 //! Events from an initial list, a relist or a periodic resync carry no news: they enter at
 //! [`Priority::Low`], so a restart with 100k objects does not delay a fresh change, which
-//! enters at [`Priority::Normal`] (controller-runtime's priority queue does the same).
+//! enters at [`Priority::Normal`] (controller-runtime's priority queue does the same). So do
+//! the echoes of a plugin's own writes (`worker/echoes.rs`).
 //!
 //! Strict priority starves: controller-runtime users report low-priority keys stuck for 30+
 //! minutes behind a steady stream of normal ones. So low keys *age*. Contract:

@@ -23,6 +23,7 @@
 //! |------------|---------------------------------------------------------------|
 //! | `config`   | pool settings, defaults, validation, errors                   |
 //! | `sink`     | informer keys -> queue keys                                   |
+//! | `echoes`   | telling the echoes of the plugin's own writes from news       |
 //! | `verdict`  | call outcome -> key disposition, metric labels, health        |
 //! | `health`   | the degraded state machine                                    |
 //! | `metrics`  | controller-runtime and guest metrics                          |
@@ -33,6 +34,7 @@
 //! See docs/workers.md.
 
 mod config;
+mod echoes;
 mod executor;
 mod health;
 mod metrics;

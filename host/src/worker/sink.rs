@@ -10,10 +10,17 @@
 //! `enqueue` is a synchronous queue add (a short lock, no await, no capacity to wait for), so
 //! the event path never blocks here (DESIGN invariant 1). After the queue is shut down adds
 //! are refused and counted by the queue; the sink only traces them.
+//!
+//! The sink is also told of the plugin's own writes to its primary objects ([`OwnWrites`]), so
+//! that the informer can tell their echoes from news (`echoes`).
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
+use super::echoes::EchoTable;
 use crate::cache;
+use crate::hostcalls::OwnWrites;
 use crate::informer::{KeySink, Priority as InformerPriority};
 use crate::queue::{self, AddOutcome, WorkQueue};
 
@@ -21,7 +28,9 @@ use crate::queue::{self, AddOutcome, WorkQueue};
 #[derive(Clone, Debug)]
 pub struct QueueSink {
     queue: WorkQueue<queue::ObjectKey>,
-    kind: Arc<str>,
+    primary: cache::Gvk,
+    /// The plugin's own writes to primary objects, until their echoes arrive.
+    echoes: Arc<Mutex<EchoTable>>,
 }
 
 impl QueueSink {
@@ -29,14 +38,15 @@ impl QueueSink {
     pub fn new(queue: WorkQueue<queue::ObjectKey>, primary: &cache::Gvk) -> Self {
         Self {
             queue,
-            kind: primary.kind.clone(),
+            primary: primary.clone(),
+            echoes: Arc::default(),
         }
     }
 
     /// The queue key for a cache key of the primary kind.
     pub fn queue_key(&self, key: cache::ObjectKey) -> queue::ObjectKey {
         queue::ObjectKey {
-            kind: self.kind.clone(),
+            kind: self.primary.kind.clone(),
             namespace: key.namespace,
             name: key.name,
         }
@@ -55,7 +65,35 @@ impl KeySink for QueueSink {
     fn enqueue(&self, key: cache::ObjectKey, priority: InformerPriority) {
         let key = self.queue_key(key);
         if self.queue.add_with_priority(key, queue_priority(priority)) == AddOutcome::Refused {
-            tracing::trace!(kind = %self.kind, "key refused: the work queue is shut down");
+            tracing::trace!(kind = %self.primary.kind, "key refused: the work queue is shut down");
+        }
+    }
+
+    fn is_echo(&self, object: &cache::Metadata) -> bool {
+        self.echoes
+            .lock()
+            .is_echo(&object.key, &object.resource_version)
+    }
+
+    fn forget_writes(&self, key: &cache::ObjectKey) {
+        self.echoes.lock().forget(key);
+    }
+}
+
+impl OwnWrites for QueueSink {
+    fn sending(&self, kind: &cache::Gvk, key: &cache::ObjectKey) -> bool {
+        *kind == self.primary && self.echoes.lock().sending(key)
+    }
+
+    fn answered(&self, kind: &cache::Gvk, key: &cache::ObjectKey, resource_version: Option<&str>) {
+        if *kind != self.primary {
+            return;
+        }
+        let promote = self.echoes.lock().answered(key, resource_version);
+        if promote {
+            // An update let in at low priority as this write's presumed echo was someone
+            // else's change: it is news after all.
+            self.enqueue(key.clone(), InformerPriority::Normal);
         }
     }
 }
@@ -98,6 +136,66 @@ mod tests {
         assert_eq!(second.priority(), queue::Priority::Low);
         first.done();
         second.done();
+    }
+
+    fn object(name: &str, rv: u32) -> cache::Metadata {
+        cache::Metadata::parse(&format!(
+            r#"{{"metadata":{{"name":"{name}","namespace":"ns","resourceVersion":"{rv}"}}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn deployment() -> cache::Gvk {
+        cache::Gvk::new("apps", "v1", "Deployment")
+    }
+
+    #[test]
+    fn a_presumed_echo_the_answer_does_not_confirm_is_raised_to_normal_priority() {
+        let (sink, queue) = sink();
+        let a = cache::ObjectKey::namespaced("ns", "a");
+        assert!(sink.sending(&deployment(), &a));
+        // Someone else's change arrives while the write is in flight: let in at low priority.
+        assert!(sink.is_echo(&object("a", 6)));
+        sink.enqueue(a.clone(), InformerPriority::Low);
+        assert_eq!(queue.stats().ready_low, 1);
+        sink.answered(&deployment(), &a, Some("7"));
+        let stats = queue.stats();
+        assert_eq!(
+            (stats.ready_normal, stats.ready_low),
+            (1, 0),
+            "news after all"
+        );
+        // The write's own echo is still told apart.
+        assert!(sink.is_echo(&object("a", 7)));
+        assert!(!sink.is_echo(&object("a", 8)));
+    }
+
+    #[test]
+    fn a_confirmed_echo_stays_low_and_writes_to_other_kinds_are_not_tracked() {
+        let (sink, queue) = sink();
+        let a = cache::ObjectKey::namespaced("ns", "a");
+        sink.sending(&deployment(), &a);
+        assert!(sink.is_echo(&object("a", 7)));
+        sink.enqueue(a.clone(), InformerPriority::Low);
+        sink.answered(&deployment(), &a, Some("7"));
+        let stats = queue.stats();
+        assert_eq!((stats.ready_normal, stats.ready_low), (0, 1));
+
+        let config_map = cache::Gvk::new("", "v1", "ConfigMap");
+        assert!(!sink.sending(&config_map, &a));
+        sink.answered(&config_map, &a, Some("9"));
+        assert!(!sink.is_echo(&object("a", 9)));
+    }
+
+    #[test]
+    fn a_delete_forgets_the_writes_of_its_object() {
+        let (sink, queue) = sink();
+        let a = cache::ObjectKey::namespaced("ns", "a");
+        sink.sending(&deployment(), &a);
+        assert!(sink.is_echo(&object("a", 6)));
+        sink.forget_writes(&a);
+        sink.answered(&deployment(), &a, None);
+        assert_eq!(queue.stats().keys, 0, "nothing raised for a deleted object");
     }
 
     #[test]

@@ -1,0 +1,188 @@
+//! Reporting a plugin's own writes to its primary objects, so that the watch events they cause
+//! (their echoes) are not taken for news: `worker/echoes.rs` says why and what the queue does
+//! with them. Here: what a write reports, and a guard so that every tracked write reports an
+//! answer — a failed or cancelled one (the guest cut off at its deadline) as failed.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::cache::{Gvk, ObjectKey};
+
+/// Told about a plugin's writes (the manager gives the plugin's queue sink).
+pub trait OwnWrites: Send + Sync + std::fmt::Debug + 'static {
+    /// A write to `key` of `kind` is being sent; false when it is not tracked (not the primary
+    /// kind, or too many objects tracked), and then nothing more is reported for it.
+    fn sending(&self, kind: &Gvk, key: &ObjectKey) -> bool;
+
+    /// A tracked write was answered: `Some` with the object's new resourceVersion, `None` when
+    /// it failed, was cancelled, or its answer named none.
+    fn answered(&self, kind: &Gvk, key: &ObjectKey, resource_version: Option<&str>);
+}
+
+/// One tracked write in flight. Answer it with [`InFlight::answered`]; dropped unanswered, it
+/// reports the write as failed.
+pub(crate) struct InFlight<'a> {
+    own: &'a dyn OwnWrites,
+    kind: &'a Gvk,
+    key: &'a ObjectKey,
+    open: bool,
+}
+
+impl<'a> InFlight<'a> {
+    /// Reports the write as being sent, if anyone listens and tracks it.
+    pub(crate) fn start(
+        own: Option<&'a Arc<dyn OwnWrites>>,
+        kind: &'a Gvk,
+        key: &'a ObjectKey,
+    ) -> Option<Self> {
+        let own = own?.as_ref();
+        own.sending(kind, key).then_some(Self {
+            own,
+            kind,
+            key,
+            open: true,
+        })
+    }
+
+    /// The write's outcome: what the server's answer (the object written) says, or `None`
+    /// when it failed.
+    pub(crate) fn answered(mut self, answer: Option<&AnswerMeta>) {
+        self.open = false;
+        let rv = answer.and_then(|meta| meta.resource_version.as_deref());
+        self.own.answered(self.kind, self.key, rv);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.own.answered(self.kind, self.key, None);
+        }
+    }
+}
+
+/// What a write's answer says about the object written.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct AnswerMeta {
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+impl AnswerMeta {
+    /// `metadata.uid` and `metadata.resourceVersion` of an answer, each `None` when missing or
+    /// empty (and both when the answer is not an object with metadata).
+    pub(crate) fn of(answer: &str) -> Self {
+        #[derive(Deserialize)]
+        struct Answer {
+            metadata: Meta,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Meta {
+            uid: Option<String>,
+            resource_version: Option<String>,
+        }
+        let Ok(Answer { metadata }) = serde_json::from_str::<Answer>(answer) else {
+            return Self::default();
+        };
+        Self {
+            uid: metadata.uid.filter(|u| !u.is_empty()),
+            resource_version: metadata.resource_version.filter(|rv| !rv.is_empty()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    /// Records what it is told; tracks every write.
+    #[derive(Debug, Default)]
+    struct Told(Mutex<Vec<String>>);
+
+    impl OwnWrites for Told {
+        fn sending(&self, _: &Gvk, key: &ObjectKey) -> bool {
+            self.0.lock().push(format!("sending {key}"));
+            true
+        }
+
+        fn answered(&self, _: &Gvk, key: &ObjectKey, rv: Option<&str>) {
+            self.0.lock().push(format!("answered {key} {rv:?}"));
+        }
+    }
+
+    fn setup() -> (Arc<Told>, Arc<dyn OwnWrites>, Gvk, ObjectKey) {
+        let told = Arc::new(Told::default());
+        let own: Arc<dyn OwnWrites> = told.clone();
+        (
+            told,
+            own,
+            Gvk::new("apps", "v1", "Deployment"),
+            ObjectKey::namespaced("ns", "web"),
+        )
+    }
+
+    #[test]
+    fn an_answer_reports_the_resource_version_it_carries() {
+        let (told, own, kind, key) = setup();
+        let flight = InFlight::start(Some(&own), &kind, &key).unwrap();
+        let answer = AnswerMeta::of(
+            r#"{"kind":"Deployment","metadata":{"name":"web","resourceVersion":"42"}}"#,
+        );
+        flight.answered(Some(&answer));
+        assert_eq!(
+            *told.0.lock(),
+            ["sending ns/web", r#"answered ns/web Some("42")"#]
+        );
+    }
+
+    #[test]
+    fn a_failure_an_answer_without_a_version_and_a_drop_report_none() {
+        let (told, own, kind, key) = setup();
+        InFlight::start(Some(&own), &kind, &key)
+            .unwrap()
+            .answered(None);
+        let unversioned = AnswerMeta::of(r#"{"metadata":{"name":"web"}}"#);
+        InFlight::start(Some(&own), &kind, &key)
+            .unwrap()
+            .answered(Some(&unversioned));
+        drop(InFlight::start(Some(&own), &kind, &key).unwrap());
+        let told = told.0.lock();
+        assert_eq!(told.len(), 6);
+        assert!(
+            told.iter()
+                .skip(1)
+                .step_by(2)
+                .all(|line| line == "answered ns/web None"),
+            "{told:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_is_reported_without_a_listener() {
+        let (_, _, kind, key) = setup();
+        assert!(InFlight::start(None, &kind, &key).is_none());
+    }
+
+    #[test]
+    fn answer_meta_reads_uid_and_version_and_treats_empty_or_garbage_as_missing() {
+        assert_eq!(
+            AnswerMeta::of(r#"{"metadata":{"uid":"u-1","resourceVersion":"9","name":"x"}}"#),
+            AnswerMeta {
+                uid: Some("u-1".into()),
+                resource_version: Some("9".into())
+            }
+        );
+        assert_eq!(
+            AnswerMeta::of(r#"{"metadata":{"uid":"","resourceVersion":""}}"#),
+            AnswerMeta::default()
+        );
+        assert_eq!(AnswerMeta::of("not json"), AnswerMeta::default());
+        assert_eq!(
+            AnswerMeta::of(r#"{"kind":"Status"}"#),
+            AnswerMeta::default()
+        );
+    }
+}
