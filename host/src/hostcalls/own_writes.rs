@@ -26,30 +26,38 @@ pub(crate) struct InFlight<'a> {
     own: &'a dyn OwnWrites,
     kind: &'a Gvk,
     key: &'a ObjectKey,
+    /// The object's resourceVersion before the write (the cache's).
+    before: &'a str,
     open: bool,
 }
 
 impl<'a> InFlight<'a> {
-    /// Reports the write as being sent, if anyone listens and tracks it.
+    /// Reports the write as being sent, if anyone listens and tracks it; `before` is the
+    /// object's resourceVersion as the cache shows it.
     pub(crate) fn start(
         own: Option<&'a Arc<dyn OwnWrites>>,
         kind: &'a Gvk,
         key: &'a ObjectKey,
+        before: &'a str,
     ) -> Option<Self> {
         let own = own?.as_ref();
         own.sending(kind, key).then_some(Self {
             own,
             kind,
             key,
+            before,
             open: true,
         })
     }
 
     /// The write's outcome: what the server's answer (the object written) says, or `None`
-    /// when it failed.
+    /// when it failed. An answer at the version the object had before changed nothing (the
+    /// server wrote nothing), so no echo is coming: reported like a failure.
     pub(crate) fn answered(mut self, answer: Option<&AnswerMeta>) {
         self.open = false;
-        let rv = answer.and_then(|meta| meta.resource_version.as_deref());
+        let rv = answer
+            .and_then(|meta| meta.resource_version.as_deref())
+            .filter(|rv| *rv != self.before);
         self.own.answered(self.kind, self.key, rv);
     }
 }
@@ -127,7 +135,7 @@ mod tests {
     #[test]
     fn an_answer_reports_the_resource_version_it_carries() {
         let (told, own, kind, key) = setup();
-        let flight = InFlight::start(Some(&own), &kind, &key).unwrap();
+        let flight = InFlight::start(Some(&own), &kind, &key, "41").unwrap();
         let answer = AnswerMeta::of(
             r#"{"kind":"Deployment","metadata":{"name":"web","resourceVersion":"42"}}"#,
         );
@@ -141,14 +149,14 @@ mod tests {
     #[test]
     fn a_failure_an_answer_without_a_version_and_a_drop_report_none() {
         let (told, own, kind, key) = setup();
-        InFlight::start(Some(&own), &kind, &key)
+        InFlight::start(Some(&own), &kind, &key, "41")
             .unwrap()
             .answered(None);
         let unversioned = AnswerMeta::of(r#"{"metadata":{"name":"web"}}"#);
-        InFlight::start(Some(&own), &kind, &key)
+        InFlight::start(Some(&own), &kind, &key, "41")
             .unwrap()
             .answered(Some(&unversioned));
-        drop(InFlight::start(Some(&own), &kind, &key).unwrap());
+        drop(InFlight::start(Some(&own), &kind, &key, "41").unwrap());
         let told = told.0.lock();
         assert_eq!(told.len(), 6);
         assert!(
@@ -161,9 +169,19 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_at_the_version_before_the_write_reports_none_no_echo_is_coming() {
+        let (told, own, kind, key) = setup();
+        let unchanged = AnswerMeta::of(r#"{"metadata":{"name":"web","resourceVersion":"41"}}"#);
+        InFlight::start(Some(&own), &kind, &key, "41")
+            .unwrap()
+            .answered(Some(&unchanged));
+        assert_eq!(told.0.lock()[1], "answered ns/web None");
+    }
+
+    #[test]
     fn nothing_is_reported_without_a_listener() {
         let (_, _, kind, key) = setup();
-        assert!(InFlight::start(None, &kind, &key).is_none());
+        assert!(InFlight::start(None, &kind, &key, "41").is_none());
     }
 
     #[test]

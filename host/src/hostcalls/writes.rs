@@ -170,12 +170,10 @@ impl Writer {
         &'a self,
         kind: &'a Gvk,
         key: &'a ObjectKey,
-        cached: bool,
+        cached: Option<&'a crate::cache::ObjectRef>,
     ) -> Option<InFlight<'a>> {
-        if !cached {
-            return None;
-        }
-        InFlight::start(self.own_writes.as_ref(), kind, key)
+        let before = &cached?.meta().resource_version;
+        InFlight::start(self.own_writes.as_ref(), kind, key, before)
     }
 
     pub(crate) fn field_manager(&self) -> &str {
@@ -250,7 +248,8 @@ impl Writer {
         }
         let raw = step!(raw(Call::Apply, text));
         self.intents.forget(kind, &key);
-        let flight = self.in_flight(kind, &key, self.cached(kind, &key).is_some());
+        let cached = self.cached(kind, &key);
+        let flight = self.in_flight(kind, &key, cached.as_ref());
         let answer = self
             .api
             .apply(&what, &resolved, namespace, key.name(), raw, force)
@@ -331,7 +330,7 @@ impl Writer {
         // Status writes cannot change what an apply owns, but forgetting costs at most one
         // sent apply and keeps the rule simple: any write sent to an object forgets its intent.
         self.intents.forget(kind, key);
-        let flight = self.in_flight(kind, key, cached.is_some());
+        let flight = self.in_flight(kind, key, cached.as_ref());
         let answer = self
             .api
             .patch_status(&what, &resolved, namespace, key.name(), raw)

@@ -35,10 +35,11 @@ pub enum Priority {
 pub trait KeySink: Send + Sync + 'static {
     fn enqueue(&self, key: ObjectKey, priority: Priority);
 
-    /// Asked for each create or update of a primary object that passed the predicates, before
-    /// its key is enqueued: whether it is the echo of the plugin's own write, which then goes
-    /// in at [`Priority::Low`] (a check, not news: `worker/echoes.rs`). The default knows of no
-    /// writes.
+    /// Asked for each create or update of a primary object, before its key is enqueued:
+    /// whether it is the echo of the plugin's own write, which then goes in at
+    /// [`Priority::Low`] (a check, not news: `worker/echoes.rs`). Also asked, the answer unused,
+    /// for updates the predicates drop, so that what the sink knows of the object's writes is
+    /// consumed either way. The default knows of no writes.
     fn is_echo(&self, _object: &Metadata) -> bool {
         false
     }
@@ -208,6 +209,11 @@ impl Delivery {
                 new,
             } => {
                 if !self.passes(old, new) {
+                    if self.mapping == KeyMapping::Identity {
+                        // Dropped, but it may be an own write's echo: consumed, so what the
+                        // sink knows of the object's writes does not pile up.
+                        self.sink.is_echo(new);
+                    }
                     return 0;
                 }
                 // Both: a secondary whose owner or label changed concerns the old primary too.
@@ -385,8 +391,14 @@ pub(crate) mod tests {
         );
         assert_eq!(
             *sink.asked.lock(),
-            ["is_echo ns/pod-1", "is_echo ns/pod-1", "forget ns/pod-1"],
-            "asked for changes that passed the predicates only, never for the initial list"
+            [
+                "is_echo ns/pod-1",
+                "is_echo ns/pod-1",
+                "is_echo ns/pod-1",
+                "forget ns/pod-1"
+            ],
+            "asked for every update (the dropped one too, to consume its record), never for the \
+             initial list"
         );
     }
 

@@ -20,9 +20,11 @@
 //! that either.
 //!
 //! Only objects the primary cache holds are tracked (the writer checks), so every tracked write
-//! has an echo to come, or a delete that forgets it; [`MAX_TRACKED`] bounds the table anyway.
-//! A write cancelled in flight (the guest cut off at its deadline) is answered as failed by the
-//! writer's guard.
+//! has an echo to come, or a delete that forgets it. A write the server answers at the version
+//! the object already had changed nothing and has no echo: it is reported like a failure, as is
+//! a write cancelled in flight (the guest cut off at its deadline, the writer's guard). Updates
+//! the watch's predicates drop are still shown to the table, so their records are consumed.
+//! [`MAX_TRACKED`] objects and [`MAX_PER_OBJECT`] versions per object bound the table anyway.
 
 use std::collections::HashMap;
 
@@ -32,6 +34,19 @@ use crate::cache::ObjectKey;
 /// at normal priority, as without tracking). Every tracked entry leaves with its echo, so this
 /// is reached only by a plugin writing this many objects within one round trip.
 pub const MAX_TRACKED: usize = 65_536;
+
+/// At most this many answered (or presumed) versions are kept per object; older ones are
+/// dropped (their echoes then enter at normal priority). One is the rule: a key is reconciled
+/// by one worker at a time.
+const MAX_PER_OBJECT: usize = 8;
+
+/// Appends `rv`, dropping the oldest when `list` is full.
+fn push_bounded(list: &mut Vec<Box<str>>, rv: &str) {
+    if list.len() >= MAX_PER_OBJECT {
+        list.remove(0);
+    }
+    list.push(rv.into());
+}
 
 /// What is known of one object's own writes.
 #[derive(Debug, Default)]
@@ -90,7 +105,7 @@ impl EchoTable {
             writes.answered.swap_remove(i);
             true
         } else if writes.in_flight > 0 {
-            writes.presumed.push(resource_version.into());
+            push_bounded(&mut writes.presumed, resource_version);
             true
         } else {
             // A later update than every answered write: their echoes were folded into it (a
@@ -118,7 +133,7 @@ impl EchoTable {
                 Some(i) => {
                     writes.presumed.swap_remove(i);
                 }
-                None => writes.answered.push(rv.into()),
+                None => push_bounded(&mut writes.answered, rv),
             }
         }
         let promote = writes.in_flight == 0 && !writes.presumed.is_empty();
@@ -253,6 +268,17 @@ mod tests {
             "a's answer says nothing about b"
         );
         assert!(table.is_echo(&key("a"), "7"));
+    }
+
+    #[test]
+    fn an_object_keeps_its_latest_answers_only() {
+        let mut table = EchoTable::default();
+        for rv in 0..MAX_PER_OBJECT + 2 {
+            table.sending(&key("a"));
+            table.answered(&key("a"), Some(&rv.to_string()));
+        }
+        assert!(table.is_echo(&key("a"), &(MAX_PER_OBJECT + 1).to_string()));
+        assert!(!table.is_echo(&key("a"), "0"), "the oldest was dropped");
     }
 
     #[test]
