@@ -786,4 +786,25 @@ fn report(settings: &Settings, phases: &[Phase], failures: &[(Side, String)]) {
             t / n,
         );
     }
+    // The rounds alternate T N, N T, ...: the i-th run of each system are next to each other
+    // in time, so their ratio is the least touched by the machine's drift.
+    let cold = |side: Side| -> Vec<f64> {
+        phases
+            .iter()
+            .filter(|p| p.side == side && p.kind == Kind::Cold)
+            .map(Phase::throughput)
+            .collect()
+    };
+    let pairs: Vec<f64> = cold(Side::Trellis)
+        .iter()
+        .zip(cold(Side::Native))
+        .map(|(t, n)| t / n)
+        .collect();
+    if let Some(middle) = median(pairs.clone()) {
+        let each: Vec<String> = pairs.iter().map(|r| format!("{r:.2}x")).collect();
+        println!(
+            "\nCold throughput T/N of runs next to each other in time (the i-th of each system): {}; median **{middle:.2}x**",
+            each.join(", ")
+        );
+    }
 }
