@@ -35,14 +35,17 @@ pub enum Priority {
 pub trait KeySink: Send + Sync + 'static {
     fn enqueue(&self, key: ObjectKey, priority: Priority);
 
-    /// Asked for each create or update of a primary object, before its key is enqueued:
-    /// whether it is the echo of the plugin's own write, which then goes in at
-    /// [`Priority::Low`] (a check, not news: `worker/echoes.rs`). Also asked, the answer unused,
-    /// for updates the predicates drop, so that what the sink knows of the object's writes is
-    /// consumed either way. The default knows of no writes.
+    /// Asked for each create or update of a primary object that passed the predicates, before
+    /// its key is enqueued: whether it is the echo of the plugin's own write, which then goes
+    /// in at [`Priority::Low`] (a check, not news: `worker/echoes.rs`). The default knows of no
+    /// writes.
     fn is_echo(&self, _object: &Metadata) -> bool {
         false
     }
+
+    /// An update of a primary object the predicates dropped: if it was an own write's echo,
+    /// what the sink knows of that write is done with.
+    fn dropped_update(&self, _object: &Metadata) {}
 
     /// A primary object was deleted: forget its writes.
     fn forget_writes(&self, _key: &ObjectKey) {}
@@ -210,9 +213,7 @@ impl Delivery {
             } => {
                 if !self.passes(old, new) {
                     if self.mapping == KeyMapping::Identity {
-                        // Dropped, but it may be an own write's echo: consumed, so what the
-                        // sink knows of the object's writes does not pile up.
-                        self.sink.is_echo(new);
+                        self.sink.dropped_update(new);
                     }
                     return 0;
                 }
@@ -356,6 +357,10 @@ pub(crate) mod tests {
             &*object.resource_version == "2"
         }
 
+        fn dropped_update(&self, object: &Metadata) {
+            self.asked.lock().push(format!("dropped {}", object.key));
+        }
+
         fn forget_writes(&self, key: &ObjectKey) {
             self.asked.lock().push(format!("forget {key}"));
         }
@@ -394,11 +399,11 @@ pub(crate) mod tests {
             [
                 "is_echo ns/pod-1",
                 "is_echo ns/pod-1",
-                "is_echo ns/pod-1",
+                "dropped ns/pod-1",
                 "forget ns/pod-1"
             ],
-            "asked for every update (the dropped one too, to consume its record), never for the \
-             initial list"
+            "asked for updates that passed the predicates, told of the dropped one, never asked \
+             for the initial list"
         );
     }
 

@@ -23,7 +23,8 @@
 //! has an echo to come, or a delete that forgets it. A write the server answers at the version
 //! the object already had changed nothing and has no echo: it is reported like a failure, as is
 //! a write cancelled in flight (the guest cut off at its deadline, the writer's guard). Updates
-//! the watch's predicates drop are still shown to the table, so their records are consumed.
+//! the watch's predicates drop are still shown to the table (never presumed echoes: nothing was
+//! enqueued), so their records are consumed.
 //! [`MAX_TRACKED`] objects and [`MAX_PER_OBJECT`] versions per object bound the table anyway.
 
 use std::collections::HashMap;
@@ -117,6 +118,30 @@ impl EchoTable {
             self.objects.remove(key);
         }
         echo
+    }
+
+    /// An update of `key` at `resource_version` was dropped by the watch's predicates: if it
+    /// is an answered write's echo, that record is done with. Never presumed an echo: it was
+    /// not enqueued, so there is nothing to raise later.
+    pub(crate) fn passed_over(&mut self, key: &ObjectKey, resource_version: &str) {
+        let Some(writes) = self.objects.get_mut(key) else {
+            return;
+        };
+        match writes
+            .answered
+            .iter()
+            .position(|rv| **rv == *resource_version)
+        {
+            Some(i) => {
+                writes.answered.swap_remove(i);
+            }
+            // Later than every answered write, as in `is_echo`.
+            None if writes.in_flight == 0 => writes.answered.clear(),
+            None => {}
+        }
+        if writes.is_empty() {
+            self.objects.remove(key);
+        }
     }
 
     /// A tracked write to `key` was answered: `Some` with the object's new resourceVersion, or
@@ -246,6 +271,24 @@ mod tests {
             !table.is_echo(&key("a"), "7"),
             "forgotten, not matched later"
         );
+    }
+
+    #[test]
+    fn a_dropped_update_consumes_its_answer_and_is_never_presumed() {
+        let mut table = EchoTable::default();
+        table.sending(&key("a"));
+        table.answered(&key("a"), Some("7"));
+        table.passed_over(&key("a"), "7");
+        assert_eq!(table.len(), 0, "the echo's record is done with");
+
+        table.sending(&key("a"));
+        table.passed_over(&key("a"), "6");
+        assert!(
+            !table.answered(&key("a"), Some("7")),
+            "a dropped update was not enqueued: nothing to raise"
+        );
+        assert!(table.is_echo(&key("a"), "7"));
+        assert_eq!(table.len(), 0);
     }
 
     #[test]

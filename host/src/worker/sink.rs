@@ -75,6 +75,12 @@ impl KeySink for QueueSink {
             .is_echo(&object.key, &object.resource_version)
     }
 
+    fn dropped_update(&self, object: &cache::Metadata) {
+        self.echoes
+            .lock()
+            .passed_over(&object.key, &object.resource_version);
+    }
+
     fn forget_writes(&self, key: &cache::ObjectKey) {
         self.echoes.lock().forget(key);
     }
