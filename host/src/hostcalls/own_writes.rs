@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-
-use crate::cache::{Gvk, ObjectKey};
+use crate::cache::{Gvk, Metadata, ObjectKey};
 
 /// Told about a plugin's writes (the manager gives the plugin's queue sink).
 pub trait OwnWrites: Send + Sync + std::fmt::Debug + 'static {
@@ -50,13 +48,13 @@ impl<'a> InFlight<'a> {
         })
     }
 
-    /// The write's outcome: what the server's answer (the object written) says, or `None`
-    /// when it failed. An answer at the version the object had before changed nothing (the
-    /// server wrote nothing), so no echo is coming: reported like a failure.
-    pub(crate) fn answered(mut self, answer: Option<&AnswerMeta>) {
+    /// The write's outcome: the metadata of the server's answer (the object written), or
+    /// `None` when it failed. An answer at the version the object had before changed nothing
+    /// (the server wrote nothing), so no echo is coming: reported like a failure.
+    pub(crate) fn answered(mut self, answer: Option<&Metadata>) {
         self.open = false;
         let rv = answer
-            .and_then(|meta| meta.resource_version.as_deref())
+            .map(|meta| &*meta.resource_version)
             .filter(|rv| *rv != self.before);
         self.own.answered(self.kind, self.key, rv);
     }
@@ -66,37 +64,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if self.open {
             self.own.answered(self.kind, self.key, None);
-        }
-    }
-}
-
-/// What a write's answer says about the object written.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct AnswerMeta {
-    pub uid: Option<String>,
-    pub resource_version: Option<String>,
-}
-
-impl AnswerMeta {
-    /// `metadata.uid` and `metadata.resourceVersion` of an answer, each `None` when missing or
-    /// empty (and both when the answer is not an object with metadata).
-    pub(crate) fn of(answer: &str) -> Self {
-        #[derive(Deserialize)]
-        struct Answer {
-            metadata: Meta,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Meta {
-            uid: Option<String>,
-            resource_version: Option<String>,
-        }
-        let Ok(Answer { metadata }) = serde_json::from_str::<Answer>(answer) else {
-            return Self::default();
-        };
-        Self {
-            uid: metadata.uid.filter(|u| !u.is_empty()),
-            resource_version: metadata.resource_version.filter(|rv| !rv.is_empty()),
         }
     }
 }
@@ -136,9 +103,10 @@ mod tests {
     fn an_answer_reports_the_resource_version_it_carries() {
         let (told, own, kind, key) = setup();
         let flight = InFlight::start(Some(&own), &kind, &key, "41").unwrap();
-        let answer = AnswerMeta::of(
+        let answer = Metadata::parse(
             r#"{"kind":"Deployment","metadata":{"name":"web","resourceVersion":"42"}}"#,
-        );
+        )
+        .unwrap();
         flight.answered(Some(&answer));
         assert_eq!(
             *told.0.lock(),
@@ -152,10 +120,11 @@ mod tests {
         InFlight::start(Some(&own), &kind, &key, "41")
             .unwrap()
             .answered(None);
-        let unversioned = AnswerMeta::of(r#"{"metadata":{"name":"web"}}"#);
+        // The writer's reading of an answer without a resourceVersion: no metadata.
+        let unversioned = Metadata::parse(r#"{"metadata":{"name":"web"}}"#).ok();
         InFlight::start(Some(&own), &kind, &key, "41")
             .unwrap()
-            .answered(Some(&unversioned));
+            .answered(unversioned.as_ref());
         drop(InFlight::start(Some(&own), &kind, &key, "41").unwrap());
         let told = told.0.lock();
         assert_eq!(told.len(), 6);
@@ -171,7 +140,8 @@ mod tests {
     #[test]
     fn an_answer_at_the_version_before_the_write_reports_none_no_echo_is_coming() {
         let (told, own, kind, key) = setup();
-        let unchanged = AnswerMeta::of(r#"{"metadata":{"name":"web","resourceVersion":"41"}}"#);
+        let unchanged =
+            Metadata::parse(r#"{"metadata":{"name":"web","resourceVersion":"41"}}"#).unwrap();
         InFlight::start(Some(&own), &kind, &key, "41")
             .unwrap()
             .answered(Some(&unchanged));
@@ -182,25 +152,5 @@ mod tests {
     fn nothing_is_reported_without_a_listener() {
         let (_, _, kind, key) = setup();
         assert!(InFlight::start(None, &kind, &key, "41").is_none());
-    }
-
-    #[test]
-    fn answer_meta_reads_uid_and_version_and_treats_empty_or_garbage_as_missing() {
-        assert_eq!(
-            AnswerMeta::of(r#"{"metadata":{"uid":"u-1","resourceVersion":"9","name":"x"}}"#),
-            AnswerMeta {
-                uid: Some("u-1".into()),
-                resource_version: Some("9".into())
-            }
-        );
-        assert_eq!(
-            AnswerMeta::of(r#"{"metadata":{"uid":"","resourceVersion":""}}"#),
-            AnswerMeta::default()
-        );
-        assert_eq!(AnswerMeta::of("not json"), AnswerMeta::default());
-        assert_eq!(
-            AnswerMeta::of(r#"{"kind":"Status"}"#),
-            AnswerMeta::default()
-        );
     }
 }

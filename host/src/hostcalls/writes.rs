@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::cache::{Gvk, ObjectKey};
+use crate::cache::{Gvk, Metadata, ObjectKey, ObjectRef};
 use crate::permissions::{Permissions, Verb};
 use crate::sandbox::{ErrorCode, HostError};
 
@@ -32,7 +32,7 @@ use super::denial::{denied, invalid};
 use super::elision::{IntentDigest, Intents, contained, merge_is_noop};
 use super::kinds::{Kinds, Resolved};
 use super::metrics::{Call, WriteResult};
-use super::own_writes::{AnswerMeta, InFlight, OwnWrites};
+use super::own_writes::{InFlight, OwnWrites};
 use super::target::{Naming, WriteObject, check_scope, parse_object};
 
 /// What a write did, for the guest and for the metrics.
@@ -170,7 +170,7 @@ impl Writer {
         &'a self,
         kind: &'a Gvk,
         key: &'a ObjectKey,
-        cached: Option<&'a crate::cache::ObjectRef>,
+        cached: Option<&'a ObjectRef>,
     ) -> Option<InFlight<'a>> {
         let before = &cached?.meta().resource_version;
         InFlight::start(self.own_writes.as_ref(), kind, key, before)
@@ -220,7 +220,7 @@ impl Writer {
     }
 
     /// The cached object of this kind and key, if the plugin caches the kind.
-    fn cached(&self, kind: &Gvk, key: &ObjectKey) -> Option<crate::cache::ObjectRef> {
+    fn cached(&self, kind: &Gvk, key: &ObjectKey) -> Option<ObjectRef> {
         self.caches.get(kind)?.cache.get(key)
     }
 
@@ -243,18 +243,20 @@ impl Writer {
                 .await
         );
         let digest = IntentDigest::of(&object.value);
-        if let Some(cached) = self.elidable_apply(kind, &key, &object.value, digest) {
-            return WriteReport::elided(cached);
+        let cached = self.cached(kind, &key);
+        if let Some(elided) =
+            self.elidable_apply(kind, &key, cached.as_ref(), &object.value, digest)
+        {
+            return WriteReport::elided(elided);
         }
         let raw = step!(raw(Call::Apply, text));
         self.intents.forget(kind, &key);
-        let cached = self.cached(kind, &key);
         let flight = self.in_flight(kind, &key, cached.as_ref());
         let answer = self
             .api
             .apply(&what, &resolved, namespace, key.name(), raw, force)
             .await;
-        let meta = answer.as_ref().ok().map(|text| AnswerMeta::of(text));
+        let meta = answered_meta(&answer);
         if let Some(flight) = flight {
             flight.answered(meta.as_ref());
         }
@@ -277,10 +279,11 @@ impl Writer {
         &self,
         kind: &Gvk,
         key: &ObjectKey,
+        cached: Option<&ObjectRef>,
         applied: &Value,
         digest: IntentDigest,
     ) -> Option<String> {
-        let cached = self.cached(kind, key)?;
+        let cached = cached?;
         let uid = cached.meta().uid.as_deref()?;
         // The cheap check first: most applies that are not no-ops fail here without parsing.
         if !self.intents.matches(kind, key, digest, uid) {
@@ -336,13 +339,7 @@ impl Writer {
             .patch_status(&what, &resolved, namespace, key.name(), raw)
             .await;
         if let Some(flight) = flight {
-            flight.answered(
-                answer
-                    .as_ref()
-                    .ok()
-                    .map(|text| AnswerMeta::of(text))
-                    .as_ref(),
-            );
+            flight.answered(answered_meta(&answer).as_ref());
         }
         match answer {
             Ok(answer) => WriteReport::issued(answer),
@@ -389,6 +386,12 @@ impl Writer {
             Err(error) => WriteReport::failed(error),
         }
     }
+}
+
+/// The metadata of a write's answer (the object written); `None` for a failed write, or an
+/// answer that is not an object with a name and a resourceVersion.
+fn answered_meta(answer: &Result<String, HostError>) -> Option<Metadata> {
+    Metadata::parse(answer.as_ref().ok()?).ok()
 }
 
 /// The text as a JSON value borrowed for sending (already parsed once, so this cannot fail
