@@ -201,10 +201,8 @@ struct Phase {
     status_failures: u64,
     /// Status write requests' time in the server (arrival to answer), summed.
     status_in_server: Duration,
-    /// From the start (or first trigger) to the first status write's arrival, and from there
-    /// to the last status write answered.
+    /// From the start (or first trigger) to the first status write's arrival.
     first_status: Duration,
-    writing: Duration,
     reconciles: u64,
     errors: u64,
     system_cpu: Duration,
@@ -223,7 +221,9 @@ impl Phase {
     /// spent in the system under test, between one answer and the next request.
     fn status_writes_in_server(&self) -> (Duration, f64) {
         let mean = self.status_in_server / self.status_requests.max(1) as u32;
-        let in_flight = self.status_in_server.as_secs_f64() / self.writing.as_secs_f64().max(1e-6);
+        // From the first status write's arrival to the last one answered.
+        let writing = self.elapsed.saturating_sub(self.first_status);
+        let in_flight = self.status_in_server.as_secs_f64() / writing.as_secs_f64().max(1e-6);
         (mean, in_flight)
     }
 
@@ -355,9 +355,9 @@ fn main() {
 ///
 /// Every run gets a fresh one. A server shared by all rounds drifts (what drifts was not
 /// isolated; its event history is one thing that grows): with one server, each round was
-/// slower than the one before for both systems (one system alone, 3 rounds: Trellis 2357 -> 1989 -> 1887 objects/s, native
-/// 2231 -> 2114 -> 1973), so a ratio depended on which system ran in which round. Seeded
-/// afresh, every run starts from the same server state.
+/// slower than the one before for both systems (one system alone, 3 rounds: Trellis 2357 ->
+/// 1989 -> 1887 objects/s, native 2231 -> 2114 -> 1973), so a ratio depended on which system
+/// ran in which round. Seeded afresh, every run starts from the same server state.
 struct Server {
     cluster: DevCluster,
     client: Client,
@@ -609,11 +609,6 @@ fn phase(
             observed
                 .first_status
                 .map_or(0, |first| first.saturating_sub(start_micros)),
-        ),
-        writing: Duration::from_micros(
-            observed
-                .first_status
-                .map_or(0, |first| last.saturating_sub(first)),
         ),
         reconciles: counts.reconciles,
         errors: counts.errors,
