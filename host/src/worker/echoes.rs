@@ -65,6 +65,21 @@ impl Writes {
     fn is_empty(&self) -> bool {
         self.in_flight == 0 && self.answered.is_empty() && self.presumed.is_empty()
     }
+
+    /// An update at `rv` arrived: true when it is an answered write's echo (its record is then
+    /// done with). With no write in flight, an update past every answered write ends them all:
+    /// their echoes were folded into it (a relist shows only the latest state), so none is
+    /// still to come.
+    fn take_answered(&mut self, rv: &str) -> bool {
+        if let Some(i) = self.answered.iter().position(|answered| **answered == *rv) {
+            self.answered.swap_remove(i);
+            return true;
+        }
+        if self.in_flight == 0 {
+            self.answered.clear();
+        }
+        false
+    }
 }
 
 /// The per-object bookkeeping; pure, the sink acts on its answers.
@@ -92,83 +107,62 @@ impl EchoTable {
         true
     }
 
-    /// An update of `key` at `resource_version` arrived: whether it is (or is presumed to be)
-    /// the echo of an own write.
-    pub(crate) fn is_echo(&mut self, key: &ObjectKey, resource_version: &str) -> bool {
-        let Some(writes) = self.objects.get_mut(key) else {
-            return false;
-        };
-        let echo = if let Some(i) = writes
-            .answered
-            .iter()
-            .position(|rv| **rv == *resource_version)
-        {
-            writes.answered.swap_remove(i);
-            true
-        } else if writes.in_flight > 0 {
-            push_bounded(&mut writes.presumed, resource_version);
-            true
-        } else {
-            // A later update than every answered write: their echoes were folded into it (a
-            // relist shows only the latest state), so none is still to come.
-            writes.answered.clear();
-            false
-        };
+    /// Applies `change` to what is known of `key`'s writes, if anything, and drops the entry
+    /// once it holds nothing.
+    fn update<R>(&mut self, key: &ObjectKey, change: impl FnOnce(&mut Writes) -> R) -> Option<R> {
+        let writes = self.objects.get_mut(key)?;
+        let result = change(writes);
         if writes.is_empty() {
             self.objects.remove(key);
         }
-        echo
+        Some(result)
+    }
+
+    /// An update of `key` at `resource_version` arrived: whether it is (or is presumed to be)
+    /// the echo of an own write.
+    pub(crate) fn is_echo(&mut self, key: &ObjectKey, resource_version: &str) -> bool {
+        self.update(key, |writes| {
+            if writes.take_answered(resource_version) {
+                true
+            } else if writes.in_flight > 0 {
+                push_bounded(&mut writes.presumed, resource_version);
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false)
     }
 
     /// An update of `key` at `resource_version` was dropped by the watch's predicates: if it
     /// is an answered write's echo, that record is done with. Never presumed an echo: it was
     /// not enqueued, so there is nothing to raise later.
     pub(crate) fn passed_over(&mut self, key: &ObjectKey, resource_version: &str) {
-        let Some(writes) = self.objects.get_mut(key) else {
-            return;
-        };
-        match writes
-            .answered
-            .iter()
-            .position(|rv| **rv == *resource_version)
-        {
-            Some(i) => {
-                writes.answered.swap_remove(i);
-            }
-            // Later than every answered write, as in `is_echo`.
-            None if writes.in_flight == 0 => writes.answered.clear(),
-            None => {}
-        }
-        if writes.is_empty() {
-            self.objects.remove(key);
-        }
+        self.update(key, |writes| writes.take_answered(resource_version));
     }
 
     /// A tracked write to `key` was answered: `Some` with the object's new resourceVersion, or
     /// `None` when it failed (or was cancelled). True when `key` must be re-added at normal
-    /// priority: an update presumed an echo turned out to be someone else's change.
+    /// priority: an update presumed an echo turned out to be someone else's change. An entry
+    /// forgotten meanwhile (the object was deleted) raises nothing.
     pub(crate) fn answered(&mut self, key: &ObjectKey, resource_version: Option<&str>) -> bool {
-        let Some(writes) = self.objects.get_mut(key) else {
-            // Forgotten meanwhile (the object was deleted).
-            return false;
-        };
-        writes.in_flight = writes.in_flight.saturating_sub(1);
-        if let Some(rv) = resource_version {
-            match writes.presumed.iter().position(|seen| **seen == *rv) {
-                Some(i) => {
-                    writes.presumed.swap_remove(i);
+        self.update(key, |writes| {
+            writes.in_flight = writes.in_flight.saturating_sub(1);
+            if let Some(rv) = resource_version {
+                match writes.presumed.iter().position(|seen| **seen == *rv) {
+                    Some(i) => {
+                        writes.presumed.swap_remove(i);
+                    }
+                    None => push_bounded(&mut writes.answered, rv),
                 }
-                None => push_bounded(&mut writes.answered, rv),
             }
-        }
-        let promote = writes.in_flight == 0 && !writes.presumed.is_empty();
-        if promote {
-            writes.presumed.clear();
-        }
-        if writes.is_empty() {
-            self.objects.remove(key);
-        }
-        promote
+            let promote = writes.in_flight == 0 && !writes.presumed.is_empty();
+            if promote {
+                writes.presumed.clear();
+            }
+            promote
+        })
+        .unwrap_or(false)
     }
 
     /// `key` was deleted: nothing more will come of its writes.
