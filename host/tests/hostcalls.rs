@@ -188,6 +188,21 @@ impl Fixture {
             .expect("create");
     }
 
+    /// Another client than the plugin merge-patches the `data` of ConfigMap `a/name`; returns
+    /// once `cache` shows the edit.
+    async fn edit_elsewhere(&self, cache: &Cache, name: &str, data: Value) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), "a");
+        let edited = api
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "data": data })),
+            )
+            .await
+            .unwrap();
+        cache_shows(cache, &serde_json::to_string(&edited).unwrap()).await;
+    }
+
     /// Serves events.k8s.io/v1 Event. The devcluster serves only core v1 Events; a CRD of the
     /// same group, version and kind stands in, which is all kube's Recorder needs.
     async fn serve_events_api(&self) {
@@ -604,16 +619,8 @@ async fn the_echo_of_an_own_write_is_queued_low_and_someone_elses_change_normal(
         "the echo of the plugin's own apply is reconciled, at low priority"
     );
 
-    let api: Api<ConfigMap> = Api::namespaced(f.client.clone(), "a");
-    let theirs = api
-        .patch(
-            "mine",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"k": "2"}})),
-        )
-        .await
-        .unwrap();
-    cache_shows(configmaps.cache(), &serde_json::to_string(&theirs).unwrap()).await;
+    f.edit_elsewhere(configmaps.cache(), "mine", json!({"k": "2"}))
+        .await;
     assert_eq!(
         drain(&queue).await,
         [("mine".to_string(), Priority::Normal)],
@@ -722,15 +729,8 @@ async fn an_identical_apply_is_elided_but_a_removal_is_sent() {
     // Someone else changes a field the plugin applies: once the cache shows it, the same
     // intent is sent again and restores it.
     cache_shows(configmaps.cache(), &removed).await;
-    let edited = api
-        .patch(
-            "x",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"k": "edited"}})),
-        )
-        .await
-        .unwrap();
-    cache_shows(configmaps.cache(), &serde_json::to_string(&edited).unwrap()).await;
+    f.edit_elsewhere(configmaps.cache(), "x", json!({"k": "edited"}))
+        .await;
     host.apply(&fewer, true).await.unwrap();
     assert_eq!(api.get("x").await.unwrap().data.unwrap()["k"], "1");
     assert_eq!(f.writes_to("configmaps").len(), 3, "edit + restoring apply");
