@@ -45,6 +45,7 @@ mod trellis;
 #[path = "e2e/workload.rs"]
 mod workload;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,7 @@ use kube::Client;
 use tokio::runtime::Runtime;
 use trellis_devcluster::{DevCluster, DevClusterOptions};
 
-use measure::{Cpu, Observed, Percentiles, ServerClock};
+use measure::{Cpu, Observed, Percentiles, Scheduled, ServerClock};
 use workload::{NAMESPACE, Workload};
 
 /// Thread-name prefixes of the runtimes whose CPU is not the system's (see `measure::Cpu`).
@@ -207,6 +208,8 @@ struct Phase {
     errors: u64,
     system_cpu: Duration,
     process_cpu: Duration,
+    /// Per thread name: CPU and run-queue wait over the phase.
+    threads: BTreeMap<String, Scheduled>,
     /// Status writes/s the run's server sustained alone, just before the system started.
     server_alone: f64,
 }
@@ -614,6 +617,7 @@ fn phase(
         errors: counts.errors,
         system_cpu: cpu_before.system_since(&cpu_after),
         process_cpu: cpu_before.total_since(&cpu_after),
+        threads: cpu_before.threads_since(&cpu_after),
         server_alone,
     }
 }
@@ -687,6 +691,25 @@ fn progress(p: &Phase) {
         p.first_status.as_secs_f64(),
         in_server.as_secs_f64() * 1e3,
         in_flight,
+    );
+    // Per object, what each kind of thread ran and waited for a CPU: where a system's cycle
+    // goes that is neither in the server nor computing.
+    let per_object = |d: Duration| d.as_secs_f64() * 1e6 / p.objects as f64;
+    let threads: Vec<String> = p
+        .threads
+        .iter()
+        .filter(|(_, s)| per_object(s.running + s.waiting) >= 1.0)
+        .map(|(name, s)| {
+            format!(
+                "{name} {:.0}+{:.0}",
+                per_object(s.running),
+                per_object(s.waiting)
+            )
+        })
+        .collect();
+    eprintln!(
+        "  µs per object ran+waited for a CPU: {}",
+        threads.join(", ")
     );
 }
 

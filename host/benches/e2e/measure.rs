@@ -8,6 +8,7 @@
 //! ([`ServerClock`]) and reads the log; it never times anything through a watch of its own, which
 //! would take CPU from the systems measured.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -215,11 +216,23 @@ impl Percentiles {
 /// CPU time of this process, split by thread name: the devcluster's and the harness's runtimes
 /// run on named threads, everything else (the system under test, whatever threads it starts)
 /// is counted as the system's.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct Cpu {
     pub total: Duration,
     pub server: Duration,
     pub harness: Duration,
+    /// Per thread name: CPU used and time spent runnable but waiting for a CPU (the
+    /// scheduler's run delay, /proc/<tid>/schedstat), summed over the threads of that name
+    /// alive at the sample. What a system's threads wait for a CPU is the part of its cycle the
+    /// machine, not the system, decides.
+    pub threads: BTreeMap<String, Scheduled>,
+}
+
+/// CPU and run-queue wait of a set of threads.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Scheduled {
+    pub running: Duration,
+    pub waiting: Duration,
 }
 
 impl Cpu {
@@ -242,6 +255,14 @@ impl Cpu {
                     .and_then(|(_, rest)| rest.rsplit_once(')'))
                     .map_or("", |(name, _)| name);
                 let used = ticks(&stat).unwrap_or_default();
+                if let Some(scheduled) = std::fs::read_to_string(task.path().join("schedstat"))
+                    .ok()
+                    .and_then(|s| schedstat(&s))
+                {
+                    let sum = cpu.threads.entry(name.to_string()).or_default();
+                    sum.running += scheduled.running;
+                    sum.waiting += scheduled.waiting;
+                }
                 if name.starts_with(crate::SERVER_THREADS) {
                     cpu.server += used;
                 } else if name.starts_with(crate::HARNESS_THREADS) {
@@ -263,6 +284,35 @@ impl Cpu {
     pub fn total_since(&self, later: &Self) -> Duration {
         later.total.saturating_sub(self.total)
     }
+
+    /// Per thread name, what its threads ran and waited between `self` and `later`; a name
+    /// whose threads started in between counts from zero.
+    pub fn threads_since(&self, later: &Self) -> BTreeMap<String, Scheduled> {
+        later
+            .threads
+            .iter()
+            .map(|(name, after)| {
+                let before = self.threads.get(name).copied().unwrap_or_default();
+                let delta = Scheduled {
+                    running: after.running.saturating_sub(before.running),
+                    waiting: after.waiting.saturating_sub(before.waiting),
+                };
+                (name.clone(), delta)
+            })
+            .collect()
+    }
+}
+
+/// Time on a CPU and time runnable but waiting for one, from a /proc schedstat line
+/// ("<run ns> <wait ns> <slices>").
+fn schedstat(line: &str) -> Option<Scheduled> {
+    let mut fields = line.split_whitespace();
+    let running: u64 = fields.next()?.parse().ok()?;
+    let waiting: u64 = fields.next()?.parse().ok()?;
+    Some(Scheduled {
+        running: Duration::from_nanos(running),
+        waiting: Duration::from_nanos(waiting),
+    })
 }
 
 /// utime + stime from a /proc stat line, in clock ticks of 10 ms (USER_HZ is 100 on Linux).
