@@ -286,7 +286,8 @@ impl Cpu {
     }
 
     /// Per thread name, what its threads ran and waited between `self` and `later`; a name
-    /// whose threads started in between counts from zero.
+    /// whose threads started in between counts from zero. A thread that ended in between takes
+    /// its share with it (the sum under-counts): the phases sample while the system runs.
     pub fn threads_since(&self, later: &Self) -> BTreeMap<String, Scheduled> {
         later
             .threads
