@@ -2,6 +2,9 @@
 //! built-in dev fixtures (what `trellis dev` shows), converge the cluster; a second pass over
 //! the converged cluster writes nothing.
 
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::ListParams;
 use serde_json::json;
 use trellis_e2e::cluster::Cluster;
 use trellis_e2e::host::{Host, dev_host};
@@ -102,6 +105,41 @@ async fn the_example_plugins_converge_the_dev_fixtures_and_a_second_pass_writes_
         assert!(
             quota(client, namespace).await.is_none(),
             "{namespace} was left alone"
+        );
+    }
+
+    // The Events `trellis dev` tells users to look at: one `DefaultsCreated` per Namespace
+    // given defaults, recorded by the plugin as its reporting controller (events.k8s.io/v1; a
+    // Namespace is cluster-scoped, so its Events go to `default`).
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    for namespace in ENABLED {
+        let event = until(
+            &format!("the DefaultsCreated Event of {namespace}"),
+            PATIENCE,
+            || async {
+                events
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .find(|e| {
+                        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(namespace)
+                            && e.reason.as_deref() == Some("DefaultsCreated")
+                    })
+            },
+        )
+        .await;
+        assert_eq!(
+            event.reporting_controller.as_deref(),
+            Some("trellis.dev/namespace-defaults"),
+            "{event:?}"
+        );
+        assert_eq!(event.type_.as_deref(), Some("Normal"), "{event:?}");
+        let note = event.note.unwrap_or_default();
+        assert!(
+            note.contains("created NetworkPolicy"),
+            "{namespace}: {note}"
         );
     }
 
