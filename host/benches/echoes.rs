@@ -22,6 +22,10 @@
 //! Each round runs every variant over every object once, in a rotating order, and the median
 //! round per variant is reported, in ns per update and as a ratio to the peer.
 
+#[path = "common/env.rs"]
+mod common_env;
+
+use common_env::env;
 use std::time::{Duration, Instant};
 
 use trellis_host::cache::{Gvk, Metadata, ObjectKey};
@@ -29,13 +33,6 @@ use trellis_host::hostcalls::OwnWrites;
 use trellis_host::informer::{KeySink, Priority};
 use trellis_host::queue::{QueueConfig, WorkQueue};
 use trellis_host::worker::QueueSink;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn metadata(i: usize, resource_version: &str) -> Metadata {
     let json = format!(

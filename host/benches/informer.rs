@@ -12,6 +12,10 @@
 //! RSS are its own. A counting global allocator gives exact heap bytes (current and peak);
 //! RSS comes from /proc/self/status. Results are printed as a markdown table.
 
+#[path = "common/env.rs"]
+mod common_env;
+
+use common_env::env;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::process::Command;
@@ -93,13 +97,6 @@ const VARIANTS: [(&str, &str); 7] = [
     ),
     ("store-dynamic", "reflector Store<DynamicObject>, paginated"),
 ];
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

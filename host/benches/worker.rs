@@ -28,6 +28,10 @@
 //! round runs every executor, in a rotating order, each on fresh runtimes, so drift in machine
 //! load hits all alike. Results are printed as markdown tables.
 
+#[path = "common/env.rs"]
+mod common_env;
+
+use common_env::env;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,13 +62,6 @@ use read_only_host::{ReadOnly, Reads};
 
 const EVENT_INTERVAL: Duration = Duration::from_millis(5);
 const RUNTIME_THREADS: usize = 2;
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn put(cache: &Cache, name: &str, data: serde_json::Value) {
     put_configmap(cache, "bench", name, data);
