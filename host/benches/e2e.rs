@@ -36,6 +36,8 @@
 //! also shown as a share of what its server sustained alone just before. CPU is split by thread:
 //! the devcluster and the harness run on their own named runtimes, the rest is the system's.
 
+#[path = "common/stats.rs"]
+mod common_stats;
 #[path = "e2e/measure.rs"]
 mod measure;
 #[path = "e2e/native.rs"]
@@ -53,6 +55,7 @@ use kube::Client;
 use tokio::runtime::Runtime;
 use trellis_devcluster::{DevCluster, DevClusterOptions};
 
+use common_stats::median;
 use measure::{Cpu, Observed, Percentiles, Scheduled, ServerClock};
 use workload::{NAMESPACE, Workload};
 
@@ -711,19 +714,6 @@ fn progress(p: &Phase) {
         "  µs per object ran+waited for a CPU: {}",
         threads.join(", ")
     );
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    })
 }
 
 fn report(settings: &Settings, phases: &[Phase], failures: &[(Side, String)]) {

@@ -24,8 +24,11 @@
 
 #[path = "common/env.rs"]
 mod common_env;
+#[path = "common/stats.rs"]
+mod common_stats;
 
 use common_env::env;
+use common_stats::median;
 use std::time::{Duration, Instant};
 
 use trellis_host::cache::{Gvk, Metadata, ObjectKey};
@@ -118,11 +121,6 @@ impl Fixture {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -142,7 +140,10 @@ fn main() {
             per_update[i].push(took.as_secs_f64() * 1e9 / objects as f64);
         }
     }
-    let medians: Vec<f64> = per_update.into_iter().map(median).collect();
+    let medians: Vec<f64> = per_update
+        .into_iter()
+        .map(|rounds| median(rounds).expect("at least one round"))
+        .collect();
     let peer = medians[0];
     println!("\n## Echo check on the event path: {objects} objects, {rounds} rounds (medians)\n");
     println!("| variant | ns per update | vs enqueue only |");

@@ -30,8 +30,11 @@
 
 #[path = "common/env.rs"]
 mod common_env;
+#[path = "common/stats.rs"]
+mod common_stats;
 
 use common_env::env;
+use common_stats::median;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -403,13 +406,12 @@ fn main() {
     println!("| executor | reconciles/s per round | median |");
     println!("|---|---|---|");
     for name in executors {
-        let mut rates = throughput[name].clone();
+        let rates = &throughput[name];
         let shown: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
-        rates.sort_by(f64::total_cmp);
         println!(
             "| {name} | {} | {:.0} |",
             shown.join(", "),
-            rates[rates.len() / 2]
+            median(rates.clone()).expect("at least one round")
         );
     }
 }
