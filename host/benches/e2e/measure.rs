@@ -218,13 +218,12 @@ impl Percentiles {
 /// is counted as the system's.
 #[derive(Clone, Default)]
 pub struct Cpu {
+    /// The whole process's, exited threads included (/proc/self/stat, 10 ms ticks).
     pub total: Duration,
-    pub server: Duration,
-    pub harness: Duration,
     /// Per thread name: CPU used and time spent runnable but waiting for a CPU (the
-    /// scheduler's run delay, /proc/<tid>/schedstat), summed over the threads of that name
-    /// alive at the sample. What a system's threads wait for a CPU is the part of its cycle the
-    /// machine, not the system, decides.
+    /// scheduler's run delay, /proc/<tid>/schedstat, in ns), summed over the threads of that
+    /// name alive at the sample. What a system's threads wait for a CPU is the part of its
+    /// cycle the machine, not the system, decides.
     pub threads: BTreeMap<String, Scheduled>,
 }
 
@@ -241,43 +240,46 @@ impl Cpu {
             .ok()
             .and_then(|s| ticks(&s))
             .unwrap_or_default();
-        let mut cpu = Self {
-            total,
-            ..Self::default()
-        };
+        let mut threads = BTreeMap::<String, Scheduled>::new();
         if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
             for task in tasks.flatten() {
-                let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                let (Ok(name), Some(scheduled)) = (
+                    std::fs::read_to_string(task.path().join("comm")),
+                    std::fs::read_to_string(task.path().join("schedstat"))
+                        .ok()
+                        .and_then(|s| schedstat(&s)),
+                ) else {
                     continue;
                 };
-                let name = stat
-                    .split_once('(')
-                    .and_then(|(_, rest)| rest.rsplit_once(')'))
-                    .map_or("", |(name, _)| name);
-                let used = ticks(&stat).unwrap_or_default();
-                if let Some(scheduled) = std::fs::read_to_string(task.path().join("schedstat"))
-                    .ok()
-                    .and_then(|s| schedstat(&s))
-                {
-                    let sum = cpu.threads.entry(name.to_string()).or_default();
-                    sum.running += scheduled.running;
-                    sum.waiting += scheduled.waiting;
-                }
-                if name.starts_with(crate::SERVER_THREADS) {
-                    cpu.server += used;
-                } else if name.starts_with(crate::HARNESS_THREADS) {
-                    cpu.harness += used;
-                }
+                let sum = threads.entry(name.trim_end().to_string()).or_default();
+                sum.running += scheduled.running;
+                sum.waiting += scheduled.waiting;
             }
         }
-        cpu
+        Self { total, threads }
     }
 
-    /// CPU the system under test used between `self` (earlier) and `later`.
+    /// CPU the threads whose names start with `prefix` ran.
+    fn running_of(&self, prefix: &str) -> Duration {
+        self.threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, scheduled)| scheduled.running)
+            .sum()
+    }
+
+    /// CPU the system under test used between `self` (earlier) and `later`: the process's
+    /// minus the devcluster's and the harness's threads'.
     pub fn system_since(&self, later: &Self) -> Duration {
         let total = later.total.saturating_sub(self.total);
-        let others =
-            later.server.saturating_sub(self.server) + later.harness.saturating_sub(self.harness);
+        let others: Duration = [crate::SERVER_THREADS, crate::HARNESS_THREADS]
+            .into_iter()
+            .map(|prefix| {
+                later
+                    .running_of(prefix)
+                    .saturating_sub(self.running_of(prefix))
+            })
+            .sum();
         total.saturating_sub(others)
     }
 
