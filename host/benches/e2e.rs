@@ -26,6 +26,10 @@
 //!   (200/s), below what either system sustains: the latency of one update through the system
 //!   (watch event, queue, reconcile, status write) rather than of a queue.
 //!
+//! `E2E_BENCH_PLACEMENT=split` puts the devcluster (and the harness) on the last CPU and the
+//! system under test on the others, as in a cluster, where the API server never shares the
+//! controller's CPUs; the default, `shared`, lets every thread run anywhere (`e2e/placement.rs`).
+//!
 //! Trellis runs as deploy/ configures it: compiled components kept in `host.engine.cacheDir`
 //! (filled once before round 1, as `trellis check` does; `E2E_BENCH_ARTIFACT_CACHE=0`: every
 //! cold start compiles), guests at the default nice 10 (`E2E_BENCH_GUEST_NICE` sets it).
@@ -42,6 +46,8 @@ mod common_stats;
 mod measure;
 #[path = "e2e/native.rs"]
 mod native;
+#[path = "e2e/placement.rs"]
+mod placement;
 #[path = "e2e/trellis.rs"]
 mod trellis;
 #[path = "e2e/workload.rs"]
@@ -57,6 +63,7 @@ use trellis_devcluster::{DevCluster, DevClusterOptions};
 
 use common_stats::median;
 use measure::{Cpu, Observed, Percentiles, Scheduled, ServerClock};
+use placement::Placement;
 use workload::{NAMESPACE, Workload};
 
 /// Thread-name prefixes of the runtimes whose CPU is not the system's (see `measure::Cpu`).
@@ -82,6 +89,8 @@ struct Settings {
     /// Both systems filter Deployment updates on generation and annotations, so the echo of
     /// their own status writes is not reconciled (off: every update is, the headline workload).
     predicates: bool,
+    /// Which CPUs the server and the system run on (`e2e/placement.rs`).
+    placement: Placement,
 }
 
 impl Settings {
@@ -119,6 +128,10 @@ impl Settings {
             }),
             artifact_cache: var("E2E_BENCH_ARTIFACT_CACHE", 1u8) != 0,
             predicates: var("E2E_BENCH_PREDICATES", 0u8) != 0,
+            placement: Placement::parse(
+                &std::env::var("E2E_BENCH_PLACEMENT").unwrap_or_else(|_| "shared".into()),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
         }
     }
 }
@@ -256,13 +269,28 @@ struct Env<'a> {
     server_alone: f64,
 }
 
-fn runtime(name: &'static str, threads: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+/// A runtime of `threads` workers named `name`; `server_side`: each of its threads pins itself
+/// to the server's CPU (`Placement::pin_server`), the others keep the system's.
+fn runtime(
+    name: &'static str,
+    threads: usize,
+    placement: &Placement,
+    server_side: bool,
+) -> Runtime {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
         .worker_threads(threads)
         .thread_name(name)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+        .enable_all();
+    if server_side {
+        let placement = placement.clone();
+        builder.on_thread_start(move || {
+            placement
+                .pin_server()
+                .unwrap_or_else(|e| panic!("{name} thread: {e}"))
+        });
+    }
+    builder.build().expect("a tokio runtime")
 }
 
 fn main() {
@@ -270,9 +298,13 @@ fn main() {
         return;
     }
     let settings = Settings::from_env();
-    let server_runtime = runtime(SERVER_THREADS, 2);
-    let harness = runtime(HARNESS_THREADS, 1);
-    let system = runtime("system", 2);
+    settings
+        .placement
+        .pin_system()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server_runtime = runtime(SERVER_THREADS, 2, &settings.placement, true);
+    let harness = runtime(HARNESS_THREADS, 1, &settings.placement, true);
+    let system = runtime("system", 2, &settings.placement, false);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let workload = Workload {
         objects: settings.objects,
@@ -282,7 +314,7 @@ fn main() {
         .write_fixtures(dir.path())
         .expect("writing the fixtures");
     println!(
-        "e2e benchmark: {} Deployments + {} ConfigMaps, seeded afresh for every system's run; {} workers each, {} rounds, triggers {} at a time, Trellis guests at nice {} on {} thread(s)",
+        "e2e benchmark: {} Deployments + {} ConfigMaps, seeded afresh for every system's run; {} workers each, {} rounds, triggers {} at a time, Trellis guests at nice {} on {} thread(s); {}",
         settings.objects,
         settings.objects,
         settings.workers,
@@ -294,7 +326,8 @@ fn main() {
         settings.guest_threads.map_or_else(
             || "half the cores' (the default)".to_string(),
             |n| n.to_string()
-        )
+        ),
+        settings.placement.describe()
     );
     let host_setup = trellis::HostSetup {
         namespace: NAMESPACE,
