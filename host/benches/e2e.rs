@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 use tokio::runtime::Runtime;
-use trellis_devcluster::{DevCluster, DevClusterOptions};
+use trellis_devcluster::{DevCluster, DevClusterOptions, Snapshot};
 
 use common_stats::median;
 use measure::{Cpu, Observed, Percentiles, Scheduled, ServerClock};
@@ -228,6 +228,8 @@ struct Phase {
     threads: BTreeMap<String, Scheduled>,
     /// Status writes/s the run's server sustained alone, just before the system started.
     server_alone: f64,
+    /// What the server was asked and sent during the phase (the harness's triggers included).
+    server: Snapshot,
 }
 
 impl Phase {
@@ -655,6 +657,7 @@ fn phase(
         process_cpu: cpu_before.total_since(&cpu_after),
         threads: cpu_before.threads_since(&cpu_after),
         server_alone,
+        server: observed.server,
     }
 }
 
@@ -746,6 +749,32 @@ fn progress(p: &Phase) {
     eprintln!(
         "  µs per object ran+waited for a CPU: {}",
         threads.join(", ")
+    );
+    // What the server was asked and sent, per object: when it is the bound, the work a
+    // system gives it sets the rate.
+    let per_object = |n: u64| n as f64 / p.objects as f64;
+    let requests: Vec<String> = p
+        .server
+        .requests
+        .iter()
+        .map(|(what, &n)| format!("{what} {:.2}", per_object(n)))
+        .collect();
+    let watched: Vec<String> = p
+        .server
+        .watch
+        .iter()
+        .map(|(resource, served)| {
+            format!(
+                "{resource} {:.2} ({:.0} B)",
+                per_object(served.objects),
+                per_object(served.bytes)
+            )
+        })
+        .collect();
+    eprintln!(
+        "  per object, requests: {}; watch events sent: {}",
+        requests.join(", "),
+        watched.join(", ")
     );
 }
 

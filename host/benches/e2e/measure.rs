@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use trellis_devcluster::{DevCluster, WriteRecord};
+use trellis_devcluster::{DevCluster, Snapshot, WriteRecord};
 
 use crate::workload::{NAMESPACE, TRIGGER_MANAGER, Workload};
 
@@ -97,6 +97,10 @@ pub struct Observed {
     pub status_server_micros: u64,
     /// When the first status write arrived.
     pub first_status: Option<u64>,
+    /// What the server was asked and sent (requests per verb and resource, watch events) from
+    /// the phase's start to its last status write seen: with the server as the bound, the
+    /// work each system gives it per object sets the rate.
+    pub server: Snapshot,
 }
 
 /// Waits until every Deployment has had a successful status write since the accounting was
@@ -111,7 +115,8 @@ pub async fn wait_for_statuses(
     loop {
         let requests = status_requests(cluster);
         if requests >= workload.objects as u64 {
-            let observed = read_log(&cluster.writes(), workload);
+            let server = cluster.accounting();
+            let observed = read_log(&cluster.writes(), workload, server);
             let done = observed.status_written.iter().filter(|&&t| t > 0).count();
             if done == workload.objects {
                 return Ok(observed);
@@ -142,7 +147,7 @@ fn status_requests(cluster: &DevCluster) -> u64 {
         .sum()
 }
 
-fn read_log(writes: &[WriteRecord], workload: &Workload) -> Observed {
+fn read_log(writes: &[WriteRecord], workload: &Workload, server: Snapshot) -> Observed {
     let mut status_written = vec![0u64; workload.objects];
     let mut triggered = vec![0u64; workload.objects];
     let mut first_trigger: Option<u64> = None;
@@ -184,6 +189,7 @@ fn read_log(writes: &[WriteRecord], workload: &Workload) -> Observed {
         status_failures,
         status_server_micros,
         first_status,
+        server,
     }
 }
 
