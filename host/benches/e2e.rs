@@ -40,6 +40,8 @@
 //! also shown as a share of what its server sustained alone just before. CPU is split by thread:
 //! the devcluster and the harness run on their own named runtimes, the rest is the system's.
 
+#[path = "common/env.rs"]
+mod common_env;
 #[path = "common/stats.rs"]
 mod common_stats;
 #[path = "e2e/measure.rs"]
@@ -61,6 +63,7 @@ use kube::Client;
 use tokio::runtime::Runtime;
 use trellis_devcluster::{DevCluster, DevClusterOptions, Snapshot};
 
+use common_env::{env, env_opt};
 use common_stats::median;
 use measure::{Cpu, Observed, Percentiles, Scheduled, ServerClock};
 use placement::Placement;
@@ -95,14 +98,6 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Self {
-        fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .parse()
-                    .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-                Err(_) => default,
-            }
-        }
         let only = match std::env::var("E2E_BENCH_ONLY").as_deref() {
             Ok("trellis") => Some(Side::Trellis),
             Ok("native") => Some(Side::Native),
@@ -110,24 +105,18 @@ impl Settings {
             Err(_) => None,
         };
         Self {
-            objects: var("E2E_BENCH_OBJECTS", 10_000),
-            rounds: var("E2E_BENCH_ROUNDS", 2),
-            workers: var("E2E_BENCH_WORKERS", 4),
-            trigger_concurrency: var("E2E_BENCH_TRIGGER_CONCURRENCY", 8),
-            paced_objects: var("E2E_BENCH_PACED_OBJECTS", 2_000),
-            paced_rate: var("E2E_BENCH_PACED_RATE", 200),
-            timeout: Duration::from_secs(var("E2E_BENCH_TIMEOUT_SECONDS", 600)),
+            objects: env("E2E_BENCH_OBJECTS", 10_000),
+            rounds: env("E2E_BENCH_ROUNDS", 2),
+            workers: env("E2E_BENCH_WORKERS", 4),
+            trigger_concurrency: env("E2E_BENCH_TRIGGER_CONCURRENCY", 8),
+            paced_objects: env("E2E_BENCH_PACED_OBJECTS", 2_000),
+            paced_rate: env("E2E_BENCH_PACED_RATE", 200),
+            timeout: Duration::from_secs(env("E2E_BENCH_TIMEOUT_SECONDS", 600)),
             only,
-            guest_nice: std::env::var("E2E_BENCH_GUEST_NICE").ok().map(|v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("E2E_BENCH_GUEST_NICE={v:?}: expected 0..=19"))
-            }),
-            guest_threads: std::env::var("E2E_BENCH_GUEST_THREADS").ok().map(|v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("E2E_BENCH_GUEST_THREADS={v:?}: expected 1..=1024"))
-            }),
-            artifact_cache: var("E2E_BENCH_ARTIFACT_CACHE", 1u8) != 0,
-            predicates: var("E2E_BENCH_PREDICATES", 0u8) != 0,
+            guest_nice: env_opt("E2E_BENCH_GUEST_NICE"),
+            guest_threads: env_opt("E2E_BENCH_GUEST_THREADS"),
+            artifact_cache: env("E2E_BENCH_ARTIFACT_CACHE", 1u8) != 0,
+            predicates: env("E2E_BENCH_PREDICATES", 0u8) != 0,
             placement: Placement::parse(
                 &std::env::var("E2E_BENCH_PLACEMENT").unwrap_or_else(|_| "shared".into()),
             )
@@ -271,21 +260,15 @@ struct Env<'a> {
     server_alone: f64,
 }
 
-/// A runtime of `threads` workers named `name`; `server_side`: each of its threads pins itself
-/// to the server's CPU (`Placement::pin_server`), the others keep the system's.
-fn runtime(
-    name: &'static str,
-    threads: usize,
-    placement: &Placement,
-    server_side: bool,
-) -> Runtime {
+/// A runtime of `threads` workers named `name`; with `server_side`, each of its threads pins
+/// itself to the server's CPU when it starts (the others keep the system's, from `main`).
+fn runtime(name: &'static str, threads: usize, server_side: Option<&Placement>) -> Runtime {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder
         .worker_threads(threads)
         .thread_name(name)
         .enable_all();
-    if server_side {
-        let placement = placement.clone();
+    if let Some(placement) = server_side.cloned() {
         builder.on_thread_start(move || {
             placement
                 .pin_server()
@@ -304,9 +287,9 @@ fn main() {
         .placement
         .pin_system()
         .unwrap_or_else(|e| panic!("{e}"));
-    let server_runtime = runtime(SERVER_THREADS, 2, &settings.placement, true);
-    let harness = runtime(HARNESS_THREADS, 1, &settings.placement, true);
-    let system = runtime("system", 2, &settings.placement, false);
+    let server_runtime = runtime(SERVER_THREADS, 2, Some(&settings.placement));
+    let harness = runtime(HARNESS_THREADS, 1, Some(&settings.placement));
+    let system = runtime("system", 2, None);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let workload = Workload {
         objects: settings.objects,
@@ -752,12 +735,12 @@ fn progress(p: &Phase) {
     );
     // What the server was asked and sent, per object: when it is the bound, the work a
     // system gives it sets the rate.
-    let per_object = |n: u64| n as f64 / p.objects as f64;
+    let each = |n: u64| n as f64 / p.objects as f64;
     let requests: Vec<String> = p
         .server
         .requests
         .iter()
-        .map(|(what, &n)| format!("{what} {:.2}", per_object(n)))
+        .map(|(what, &n)| format!("{what} {:.2}", each(n)))
         .collect();
     let watched: Vec<String> = p
         .server
@@ -766,8 +749,8 @@ fn progress(p: &Phase) {
         .map(|(resource, served)| {
             format!(
                 "{resource} {:.2} ({:.0} B)",
-                per_object(served.objects),
-                per_object(served.bytes)
+                each(served.objects),
+                each(served.bytes)
             )
         })
         .collect();

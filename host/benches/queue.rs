@@ -18,6 +18,10 @@
 //!
 //! The reconcile itself is empty: this measures the queue, not the work.
 
+#[path = "common/env.rs"]
+mod common_env;
+
+use common_env::env;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -91,10 +95,7 @@ fn net_bytes<R>(f: impl FnOnce() -> R) -> (R, isize) {
 const NAMESPACES: usize = 1000;
 
 fn key_count() -> usize {
-    std::env::var("QUEUE_BENCH_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
+    env("QUEUE_BENCH_KEYS", 1_000_000)
 }
 
 /// Keys as the host makes them: shared kind and namespace strings, a name per object.

@@ -331,10 +331,13 @@ fn main() {
     let rounds: usize = env("WORKER_BENCH_ROUNDS", 3);
     let seconds: u64 = env("WORKER_BENCH_SECONDS", 5);
     let keys: usize = env("WORKER_BENCH_KEYS", 20_000);
-    let loopers: Vec<usize> = std::env::var("WORKER_BENCH_LOOPERS")
-        .unwrap_or_else(|_| "0,4,16".into())
+    let loopers: Vec<usize> = env::<String>("WORKER_BENCH_LOOPERS", "0,4,16".into())
         .split(',')
-        .filter_map(|n| n.trim().parse().ok())
+        .map(|n| {
+            n.trim().parse().unwrap_or_else(|_| {
+                panic!("WORKER_BENCH_LOOPERS: {n:?} is not a count of looping plugins")
+            })
+        })
         .collect();
     let sandbox = Sandbox::new(EngineConfig::default()).unwrap();
     let plugins = Plugins {

@@ -98,8 +98,8 @@ pub struct Observed {
     /// When the first status write arrived.
     pub first_status: Option<u64>,
     /// What the server was asked and sent (requests per verb and resource, watch events) from
-    /// the phase's start to its last status write seen: with the server as the bound, the
-    /// work each system gives it per object sets the rate.
+    /// the phase's start to when its last status write was seen (taken once, then): with the
+    /// server as the bound, the work each system gives it per object sets the rate.
     pub server: Snapshot,
 }
 
@@ -115,10 +115,10 @@ pub async fn wait_for_statuses(
     loop {
         let requests = status_requests(cluster);
         if requests >= workload.objects as u64 {
-            let server = cluster.accounting();
-            let observed = read_log(&cluster.writes(), workload, server);
+            let mut observed = read_log(&cluster.writes(), workload);
             let done = observed.status_written.iter().filter(|&&t| t > 0).count();
             if done == workload.objects {
+                observed.server = cluster.accounting();
                 return Ok(observed);
             }
             if started.elapsed() > timeout {
@@ -147,7 +147,8 @@ fn status_requests(cluster: &DevCluster) -> u64 {
         .sum()
 }
 
-fn read_log(writes: &[WriteRecord], workload: &Workload, server: Snapshot) -> Observed {
+/// The write log's part of [`Observed`]; `server` is left empty for the caller.
+fn read_log(writes: &[WriteRecord], workload: &Workload) -> Observed {
     let mut status_written = vec![0u64; workload.objects];
     let mut triggered = vec![0u64; workload.objects];
     let mut first_trigger: Option<u64> = None;
@@ -189,7 +190,7 @@ fn read_log(writes: &[WriteRecord], workload: &Workload, server: Snapshot) -> Ob
         status_failures,
         status_server_micros,
         first_status,
-        server,
+        server: Snapshot::default(),
     }
 }
 
