@@ -43,6 +43,7 @@ fn kind(
             printer_columns: Vec::new(),
             custom: false,
             return_deleted: false,
+            conversion: None,
         },
         extra: Vec::new(),
     }
@@ -85,26 +86,33 @@ impl Spec {
         self
     }
 
+    fn stored_as(mut self, conversion: crate::conversion::Conversion) -> Self {
+        self.t.conversion = Some(conversion);
+        self
+    }
+
     fn build(mut self) -> ResourceType {
         self.t.selectable = with_metadata(self.t.namespaced, self.extra);
         self.t
     }
 }
 
-/// Where an Event version keeps the fields Events are selected by.
+/// The names an Event version selects Events by.
 ///
 /// Events are served twice, as core `v1` and as `events.k8s.io/v1` (the form kube-runtime's
-/// `Recorder` and client-go's new recorder write). The second renamed fields of the first
-/// (`involvedObject` became `regarding`, `reportingComponent` became `reportingController`,
-/// `source` became `deprecatedSource`), and the real server accepts each version's own names
-/// in field selectors (`pkg/apis/events/v1/conversion.go`), plus `source` on both.
+/// `Recorder` and client-go's new recorder write), and stored once, in the second form
+/// (`conversion.rs`). The second renamed fields of the first (`involvedObject` became
+/// `regarding`, `reportingComponent` became `reportingController`, `source` became
+/// `deprecatedSource`), and the real server accepts each version's own names in field
+/// selectors (`pkg/apis/events/v1/conversion.go`), plus `source` on both. Both versions read
+/// the values from the stored form's paths, in the same order, so the values extracted when an
+/// Event is written serve selectors of either version.
 struct EventFields {
     regarding: &'static str,
     reporting_controller: &'static str,
-    source: &'static str,
 }
 
-fn events(spec: Spec, fields: &EventFields) -> ResourceType {
+fn events(spec: Spec, names: &EventFields) -> ResourceType {
     let mut spec = spec.short(&["ev"]);
     for part in [
         "kind",
@@ -115,11 +123,15 @@ fn events(spec: Spec, fields: &EventFields) -> ResourceType {
         "resourceVersion",
         "fieldPath",
     ] {
-        spec = spec.field(&format!("{}.{part}", fields.regarding), "");
+        spec = spec.renamed(
+            &format!("{}.{part}", names.regarding),
+            &format!("regarding.{part}"),
+            "",
+        );
     }
     spec.field("reason", "")
-        .field(fields.reporting_controller, "")
-        .renamed("source", fields.source, "")
+        .renamed(names.reporting_controller, "reportingController", "")
+        .renamed("source", "deprecatedSource.component", "")
         .field("type", "")
         .build()
 }
@@ -182,11 +194,11 @@ pub fn types() -> Vec<ResourceType> {
             .field("spec.type", "")
             .build(),
         events(
-            kind("", "v1", "Event", "events", true, codec::<c::Event>),
+            kind("", "v1", "Event", "events", true, codec::<c::Event>)
+                .stored_as(crate::conversion::CORE_EVENTS),
             &EventFields {
                 regarding: "involvedObject",
                 reporting_controller: "reportingComponent",
-                source: "source.component",
             },
         ),
         events(
@@ -201,7 +213,6 @@ pub fn types() -> Vec<ResourceType> {
             &EventFields {
                 regarding: "regarding",
                 reporting_controller: "reportingController",
-                source: "deprecatedSource.component",
             },
         ),
         kind(

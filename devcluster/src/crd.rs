@@ -151,6 +151,7 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<Cause>> {
                 printer_columns,
                 custom: true,
                 return_deleted: false,
+                conversion: None,
             }
         })
         .collect())

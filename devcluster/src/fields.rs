@@ -100,30 +100,47 @@ pub fn with_metadata(namespaced: bool, extra: Vec<SelectableField>) -> Arc<[Sele
 }
 
 /// The field values of one stored object, aligned with its kind's `selectable` list.
+///
+/// Values, not names: a selector reads them under the names of the version it was sent to
+/// ([`FieldValues::named`]). Every version stored in one table lists the same paths in the same
+/// order (core `v1` Events name `regarding.name` `involvedObject.name`, see `builtin.rs`), so
+/// the values extracted at the write serve every version's selectors.
 #[derive(Debug, Clone)]
-pub struct FieldValues {
-    names: Arc<[SelectableField]>,
-    values: Box<[Box<str>]>,
-}
+pub struct FieldValues(Box<[Box<str>]>);
 
 impl FieldValues {
-    pub fn extract(fields: &Arc<[SelectableField]>, object: &Value) -> Self {
-        Self {
-            names: fields.clone(),
-            values: fields
+    pub fn extract(fields: &[SelectableField], object: &Value) -> Self {
+        Self(
+            fields
                 .iter()
                 .map(|f| f.extract(object).into_boxed_str())
                 .collect(),
+        )
+    }
+
+    /// The values under the names `fields` gives them: the `selectable` list of the version
+    /// a selector was sent to.
+    pub fn named<'a>(&'a self, fields: &'a [SelectableField]) -> NamedValues<'a> {
+        NamedValues {
+            fields,
+            values: &self.0,
         }
     }
 }
 
-impl Fields for FieldValues {
+/// An object's field values under one version's names.
+pub struct NamedValues<'a> {
+    fields: &'a [SelectableField],
+    values: &'a [Box<str>],
+}
+
+impl Fields for NamedValues<'_> {
     fn field(&self, name: &str) -> Option<&str> {
-        self.names
+        self.fields
             .iter()
             .position(|f| f.name == name)
-            .map(|i| &*self.values[i])
+            .and_then(|i| self.values.get(i))
+            .map(|v| &**v)
     }
 }
 
@@ -158,6 +175,7 @@ mod tests {
             "status": {"phase": "Running", "podIPs": [{"ip": "10.0.0.1"}], "podIP": "10.9.9.9"}
         });
         let values = FieldValues::extract(&pods.selectable, &pod);
+        let values = values.named(&pods.selectable);
         assert_eq!(values.field("metadata.name"), Some("web"));
         assert_eq!(values.field("metadata.namespace"), Some("prod"));
         assert_eq!(values.field("spec.nodeName"), Some("n1"));
@@ -168,7 +186,7 @@ mod tests {
 
         let bare = FieldValues::extract(&pods.selectable, &json!({"metadata": {"name": "x"}}));
         assert_eq!(
-            bare.field("spec.hostNetwork"),
+            bare.named(&pods.selectable).field("spec.hostNetwork"),
             Some("false"),
             "Go zero value"
         );
@@ -204,16 +222,37 @@ mod tests {
         let registry = Registry::builtin();
         let jobs = registry.find("batch", "v1", "jobs").unwrap();
         let values = FieldValues::extract(&jobs.selectable, &json!({"status": {"succeeded": 2}}));
+        let values = values.named(&jobs.selectable);
         assert_eq!(values.field("status.successful"), Some("2"));
         let empty = FieldValues::extract(&jobs.selectable, &json!({}));
-        assert_eq!(empty.field("status.successful"), Some("0"));
-
-        let events = registry.find("", "v1", "events").unwrap();
-        let values = FieldValues::extract(
-            &events.selectable,
-            &json!({"source": {"component": "kubelet"}, "involvedObject": {"kind": "Pod"}}),
+        assert_eq!(
+            empty.named(&jobs.selectable).field("status.successful"),
+            Some("0")
         );
-        assert_eq!(values.field("source"), Some("kubelet"));
-        assert_eq!(values.field("involvedObject.kind"), Some("Pod"));
+    }
+
+    #[test]
+    fn both_event_versions_select_the_stored_form_under_their_own_names() {
+        let registry = Registry::builtin();
+        let core = registry.find("", "v1", "events").unwrap();
+        let new = registry.find("events.k8s.io", "v1", "events").unwrap();
+        let stored = core.to_storage(json!({
+            "source": {"component": "kubelet"},
+            "involvedObject": {"kind": "Pod", "name": "web"},
+            "reportingComponent": "kubelet",
+        }));
+        // Extracted with either version's list: the same values.
+        let values = FieldValues::extract(&new.selectable, &stored);
+        assert_eq!(FieldValues::extract(&core.selectable, &stored).0, values.0);
+        let as_core = values.named(&core.selectable);
+        assert_eq!(as_core.field("source"), Some("kubelet"));
+        assert_eq!(as_core.field("involvedObject.kind"), Some("Pod"));
+        assert_eq!(as_core.field("reportingComponent"), Some("kubelet"));
+        assert_eq!(as_core.field("regarding.kind"), None);
+        let as_new = values.named(&new.selectable);
+        assert_eq!(as_new.field("source"), Some("kubelet"));
+        assert_eq!(as_new.field("regarding.name"), Some("web"));
+        assert_eq!(as_new.field("reportingController"), Some("kubelet"));
+        assert_eq!(as_new.field("involvedObject.kind"), None);
     }
 }

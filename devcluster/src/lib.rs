@@ -24,6 +24,7 @@ mod admin;
 mod apply;
 mod builtin;
 mod cluster;
+mod conversion;
 mod crd;
 mod defaults;
 mod discovery;

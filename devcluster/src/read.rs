@@ -17,6 +17,7 @@ use std::sync::Arc;
 use trellis_selector::{FieldSelector, LabelSelector};
 
 use crate::cluster::Cluster;
+use crate::fields::SelectableField;
 use crate::object::{ObjKey, StoredObject};
 use crate::query::{ListOptions, continue_token, decode_continue};
 use crate::registry::ResourceType;
@@ -38,13 +39,15 @@ pub struct Filter<'a> {
     pub namespace: Option<&'a str>,
     pub labels: &'a LabelSelector,
     pub fields: &'a FieldSelector,
+    /// The names `fields` uses: the `selectable` list of the version listed or watched.
+    pub field_names: &'a [SelectableField],
 }
 
 impl Filter<'_> {
     pub fn matches(&self, object: &StoredObject) -> bool {
         self.namespace.is_none_or(|ns| &*object.key.namespace == ns)
             && self.labels.matches(&object.labels)
-            && self.fields.matches(&object.fields)
+            && self.fields.matches(&object.fields.named(self.field_names))
     }
 }
 
@@ -94,6 +97,7 @@ impl Cluster {
             namespace,
             labels: &options.labels,
             fields: &options.fields,
+            field_names: &resource.selectable,
         };
         let page = self
             .store

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::conversion::Conversion;
 use crate::fields::SelectableField;
 use crate::schema::Schema;
 
@@ -55,6 +56,8 @@ pub struct ResourceType {
     /// An immediate delete answers with the deleted object rather than a success Status (the
     /// real server does this for Pods).
     pub return_deleted: bool,
+    /// Set when this version is stored in another version's table (core `v1` Events).
+    pub conversion: Option<Conversion>,
 }
 
 impl ResourceType {
@@ -76,9 +79,30 @@ impl ResourceType {
         }
     }
 
-    /// The store key: one table per group and resource, shared by all served versions.
+    /// The store key: one table per group and resource, shared by all served versions (and
+    /// by the versions of another group stored there, see `conversion.rs`).
     pub fn storage_key(&self) -> String {
-        self.qualified_plural()
+        match &self.conversion {
+            Some(conversion) => conversion.storage_key.to_string(),
+            None => self.qualified_plural(),
+        }
+    }
+
+    /// `object`, written in this version, as it is stored.
+    pub fn to_storage(&self, object: Value) -> Value {
+        match &self.conversion {
+            Some(conversion) => conversion.to_storage(object),
+            None => object,
+        }
+    }
+
+    /// A stored object as this version serves it, when it is stored in another version's
+    /// form (`conversion`); anything else is returned as stored.
+    pub fn to_served(&self, object: Value) -> Value {
+        match &self.conversion {
+            Some(conversion) => conversion.to_served(object, &self.api_version()),
+            None => object,
+        }
     }
 
     pub fn list_kind(&self) -> String {

@@ -113,9 +113,10 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    /// The object's JSON as served at the requested version (objects of multi-version CRDs
-    /// are stored at the version they were written with; conversion is `None`: only
-    /// apiVersion changes).
+    /// The object's JSON as served at the requested version: converted (`conversion.rs`), or
+    /// only relabelled for objects of multi-version CRDs, which are stored at the version they
+    /// were written with and have no conversion (`None`: only apiVersion changes). The stored
+    /// bytes themselves when they already are at that version.
     fn json(&self, object: &StoredObject) -> Bytes {
         let wanted = self.resource.api_version();
         let stored = serde_json::from_slice::<MetaOnly<'_>>(&object.json)
@@ -124,7 +125,7 @@ impl<'a> Renderer<'a> {
         if stored != Some(false) {
             return object.json.clone();
         }
-        let mut value = object.value();
+        let mut value = self.resource.to_served(object.value());
         value["apiVersion"] = Value::String(wanted);
         Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
     }
@@ -156,7 +157,7 @@ impl<'a> Renderer<'a> {
 
     /// Serializes an arbitrary object (responses of writes) in the requested format.
     pub fn value_bytes(&self, body: Bytes) -> Bytes {
-        if self.format == Format::Json {
+        if self.format == Format::Json && self.resource.conversion.is_none() {
             return body;
         }
         let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -267,7 +268,7 @@ impl<'a> Renderer<'a> {
                         });
                     }
                     Include::Object => {
-                        let mut value = value;
+                        let mut value = self.resource.to_served(value);
                         value["apiVersion"] = Value::String(self.resource.api_version());
                         row["object"] = value;
                     }

@@ -1,8 +1,11 @@
 //! Server-side printing: the columns `kubectl get` shows.
 //!
 //! kubectl asks for `Table`s and prints what the server puts in them. Pods, Deployments,
-//! Namespaces and ConfigMaps get their familiar columns; CRDs get their
+//! Namespaces and ConfigMaps get their familiar columns, Events the real server's (of both API
+//! versions: `kubectl get events` shows what a plugin recorded); CRDs get their
 //! `additionalPrinterColumns` (simple `.a.b` JSON paths); everything else gets Name and Age.
+//! Cells are read from the object as stored (for Events, the `events.k8s.io/v1` form, see
+//! `conversion.rs`).
 
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
@@ -13,8 +16,77 @@ fn column(name: &str, kind: &str, format: &str) -> Value {
     json!({"name": name, "type": kind, "format": format, "description": "", "priority": 0})
 }
 
+/// A column `kubectl get` shows only with `-o wide`.
+fn wide_column(name: &str, kind: &str) -> Value {
+    let mut column = column(name, kind, "");
+    column["priority"] = json!(1);
+    column
+}
+
+/// The real server's Event columns (`pkg/printers/internalversion/printers.go`).
+fn event_columns() -> Vec<Value> {
+    vec![
+        column("Last Seen", "string", ""),
+        column("Type", "string", ""),
+        column("Reason", "string", ""),
+        column("Object", "string", ""),
+        wide_column("Subobject", "string"),
+        wide_column("Source", "string"),
+        column("Message", "string", ""),
+        wide_column("First Seen", "string"),
+        wide_column("Count", "integer"),
+        wide_column("Name", "string"),
+    ]
+}
+
+/// One Event's cells, from its stored (`events.k8s.io/v1`) form, as `printEvent` fills them:
+/// first seen falls back to `eventTime`, last seen to first seen, and a series gives both the
+/// last time and the count.
+fn event_cells(event: &Value, now: Timestamp) -> Vec<Value> {
+    let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+    let first = match text("/deprecatedFirstTimestamp") {
+        "" => text("/eventTime"),
+        first => first,
+    };
+    let (last, count) = match event.get("series") {
+        Some(series) if series.is_object() => {
+            (text("/series/lastObservedTime"), count(series.get("count")))
+        }
+        _ => (
+            match text("/deprecatedLastTimestamp") {
+                "" => first,
+                last => last,
+            },
+            count(event.get("deprecatedCount")).max(1),
+        ),
+    };
+    let source = match text("/deprecatedSource/component") {
+        "" => text("/reportingController"),
+        source => source,
+    };
+    vec![
+        json!(age(last, now)),
+        json!(text("/type")),
+        json!(text("/reason")),
+        json!(format!(
+            "{}/{}",
+            text("/regarding/kind").to_lowercase(),
+            text("/regarding/name")
+        )),
+        json!(text("/regarding/fieldPath")),
+        json!(source),
+        json!(text("/note").trim()),
+        json!(age(first, now)),
+        json!(count),
+        json!(text("/metadata/name")),
+    ]
+}
+
 /// Column definitions for `resource`.
 pub fn columns(resource: &ResourceType) -> Vec<Value> {
+    if builtin(resource) == Some("Event") {
+        return event_columns();
+    }
     let mut out = vec![column("Name", "string", "name")];
     match builtin(resource) {
         Some("Pod") => {
@@ -54,6 +126,9 @@ fn count(value: Option<&Value>) -> u64 {
 
 /// The cells of one row.
 pub fn cells(resource: &ResourceType, object: &Value, now: Timestamp) -> Vec<Value> {
+    if builtin(resource) == Some("Event") {
+        return event_cells(object, now);
+    }
     let name = object
         .pointer("/metadata/name")
         .cloned()
@@ -233,5 +308,72 @@ mod tests {
             ]
         );
         assert_eq!(columns(&pods).len(), 5);
+    }
+
+    #[test]
+    fn event_rows_read_like_the_servers_for_both_versions() {
+        let registry = Registry::builtin();
+        let now: Timestamp = "2025-05-01T10:10:00Z".parse().unwrap();
+        // As kube-runtime's Recorder writes it, repeated into a series.
+        let recorded = json!({
+            "metadata": {"name": "web.17f", "namespace": "team"},
+            "eventTime": "2025-05-01T10:00:00.000000Z",
+            "series": {"count": 3, "lastObservedTime": "2025-05-01T10:08:00.000000Z"},
+            "reason": "DefaultsCreated", "type": "Normal", "note": " created defaults \n",
+            "regarding": {"kind": "Namespace", "name": "team"},
+            "reportingController": "trellis.dev/namespace-defaults",
+        });
+        // As a core v1 client writes it, stored in the events.k8s.io form.
+        let core = registry.find("", "v1", "events").unwrap();
+        let kubelet = core.to_storage(json!({
+            "metadata": {"name": "web.18a", "namespace": "team"},
+            "involvedObject": {"kind": "Pod", "name": "web", "fieldPath": "spec.containers{app}"},
+            "reason": "Pulled", "type": "Normal", "message": "pulled",
+            "source": {"component": "kubelet"},
+            "firstTimestamp": "2025-05-01T10:00:00Z",
+        }));
+        for resource in [
+            core,
+            registry.find("events.k8s.io", "v1", "events").unwrap(),
+        ] {
+            assert_eq!(columns(&resource).len(), 10);
+            let shown: Vec<String> = columns(&resource)
+                .iter()
+                .filter(|c| c["priority"] == 0)
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(shown, ["Last Seen", "Type", "Reason", "Object", "Message"]);
+            assert_eq!(
+                cells(&resource, &recorded, now),
+                vec![
+                    json!("2m"),
+                    json!("Normal"),
+                    json!("DefaultsCreated"),
+                    json!("namespace/team"),
+                    json!(""),
+                    json!("trellis.dev/namespace-defaults"),
+                    json!("created defaults"),
+                    json!("10m"),
+                    json!(3),
+                    json!("web.17f"),
+                ]
+            );
+            let row = cells(&resource, &kubelet, now);
+            assert_eq!(
+                row,
+                vec![
+                    json!("10m"),
+                    json!("Normal"),
+                    json!("Pulled"),
+                    json!("pod/web"),
+                    json!("spec.containers{app}"),
+                    json!("kubelet"),
+                    json!("pulled"),
+                    json!("10m"),
+                    json!(1),
+                    json!("web.18a"),
+                ]
+            );
+        }
     }
 }

@@ -134,6 +134,7 @@ pub fn start(
             namespace: spec.namespace.as_deref(),
             labels: &options.labels,
             fields: &options.fields,
+            field_names: &spec.resource.selectable,
         };
         let renderer = Renderer::new(&spec.resource, spec.format);
         let bookmarks = options.allow_bookmarks;
@@ -256,6 +257,7 @@ mod tests {
             namespace: None,
             labels: &labels,
             fields: &fields,
+            field_names: &[],
         };
         let event = |kind, prev: Option<&str>, cur: &str| Event {
             rv: 9,

@@ -93,6 +93,7 @@ pub struct DeleteOptions {
 #[derive(Debug, Clone)]
 pub struct Written {
     pub code: u16,
+    /// The object as stored (or a Status); the HTTP layer renders it at the version asked for.
     pub body: Bytes,
     pub warnings: Vec<String>,
     /// The resourceVersion committed, if the write changed anything.
@@ -509,7 +510,10 @@ impl Cluster {
         let key = target.key(&target.name);
         for _ in 0..MAX_ATTEMPTS {
             let current = self.store.get(&table, &key);
-            let old = current.as_ref().map(|c| c.value());
+            // Everything up to the commit works on the version the request was sent to.
+            let old = current
+                .as_ref()
+                .map(|c| target.resource.to_served(c.value()));
             let mutation = mutate(old.as_ref().zip(current.as_ref().map(|c| c.rv)))?;
             let result = match mutation {
                 Mutation::Create(object, ownership) => {
@@ -787,6 +791,7 @@ impl Cluster {
         let resource = &target.resource;
         let table = target.table();
         let key = target.key(&target.name);
+        let object = resource.to_storage(object);
         let crd_types = crd_types(resource, &object);
         let dry_run = dry_run_body(opts, &object);
         let prepared = Prepared::new(object, &resource.selectable);
@@ -822,6 +827,7 @@ impl Cluster {
         let resource = &target.resource;
         let table = target.table();
         let key = target.key(&target.name);
+        let object = resource.to_storage(object);
         let crd_types = crd_types(resource, &object);
         // Objects that may be finishing their deletion stay values (the transaction decides);
         // everything else is serialized before taking the lock.

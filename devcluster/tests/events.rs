@@ -26,6 +26,25 @@ fn event(name: &str, regarding: &str, controller: &str) -> Event {
     .unwrap()
 }
 
+/// Creating `body` at `path` is answered 400 with the server's decode message.
+async fn refused_as_undecodable(client: &kube::Client, path: &str, body: Value) {
+    let request = raw_request(
+        "POST",
+        path,
+        "application/json",
+        serde_json::to_vec(&body).unwrap(),
+    );
+    let error = status(client.request::<Value>(request).await.unwrap_err());
+    assert_eq!(error.code, 400);
+    assert!(
+        error
+            .message
+            .starts_with("Event in version \"v1\" cannot be handled as a Event"),
+        "{}",
+        error.message
+    );
+}
+
 #[tokio::test]
 async fn discovery_and_openapi_serve_events_k8s_io() {
     let (_cluster, client) = start().await;
@@ -160,25 +179,15 @@ async fn events_k8s_io_serves_every_verb_and_its_field_selectors() {
     assert_eq!(names(&left.items), vec!["b.1"]);
 
     // A body that is not an events.k8s.io Event is refused and stores nothing.
-    let request = raw_request(
-        "POST",
+    refused_as_undecodable(
+        &client,
         "/apis/events.k8s.io/v1/namespaces/default/events",
-        "application/json",
-        serde_json::to_vec(&json!({
+        json!({
             "apiVersion": "events.k8s.io/v1", "kind": "Event",
             "metadata": {"name": "c"}, "series": {"count": "x"}
-        }))
-        .unwrap(),
-    );
-    let error = status(client.request::<Value>(request).await.unwrap_err());
-    assert_eq!(error.code, 400);
-    assert!(
-        error
-            .message
-            .starts_with("Event in version \"v1\" cannot be handled as a Event"),
-        "{}",
-        error.message
-    );
+        }),
+    )
+    .await;
     let left = api.list(&ListParams::default()).await.unwrap();
     assert_eq!(names(&left.items), vec!["b.1"]);
 }
@@ -240,4 +249,142 @@ async fn recorder_publishes_and_patches_repeats_into_a_series() {
     recorder.publish(&published, &regarding).await.unwrap();
     let stored = api.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(stored[0].series.as_ref().map(|s| s.count), Some(3));
+}
+
+/// Kubernetes keeps one Event whichever API group wrote it; `kubectl get events` and
+/// `kubectl describe` read core `v1`, kube-runtime's `Recorder` writes `events.k8s.io/v1`.
+#[tokio::test]
+async fn both_versions_serve_one_event_under_their_own_names() {
+    let (_cluster, client) = start().await;
+    let new: Api<Event> = Api::namespaced(client.clone(), "default");
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let mut core_watch = core
+        .watch(
+            &WatchParams::default().fields("involvedObject.name=a"),
+            &list_version(&core).await,
+        )
+        .await
+        .unwrap()
+        .boxed();
+
+    // Recorded as events.k8s.io, read as core v1: the renamed fields under their core names.
+    let recorded = create(&new, &event("a.1", "a", "alpha")).await;
+    let seen = core.get("a.1").await.unwrap();
+    assert_eq!(seen.involved_object.name.as_deref(), Some("a"));
+    assert_eq!(seen.involved_object.kind.as_deref(), Some("ConfigMap"));
+    assert_eq!(seen.message.as_deref(), Some("a synced"));
+    assert_eq!(seen.reporting_component.as_deref(), Some("alpha"));
+    assert_eq!(seen.reporting_instance.as_deref(), Some("alpha-0"));
+    assert_eq!(seen.action.as_deref(), Some("Reconcile"));
+    assert_eq!(seen.metadata.uid, recorded.metadata.uid, "one object");
+    assert_eq!(
+        seen.metadata.resource_version,
+        recorded.metadata.resource_version
+    );
+    let raw = get_json(&client, "/api/v1/namespaces/default/events/a.1").await;
+    assert_eq!(raw["apiVersion"], "v1");
+    for stored_name in ["regarding", "note", "reportingController"] {
+        assert!(raw.get(stored_name).is_none(), "{stored_name} in {raw}");
+    }
+    match &next_events(&mut core_watch, 1).await[0] {
+        WatchEvent::Added(e) => assert_eq!(e.message.as_deref(), Some("a synced")),
+        other => panic!("expected ADDED a.1, got {}", describe(other)),
+    }
+
+    // Written as core v1 (a kubelet-style Event), read as events.k8s.io.
+    let kubelet: CoreEvent = serde_json::from_value(json!({
+        "metadata": {"name": "web.1"},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": "web", "namespace": "default"},
+        "reason": "Pulled", "type": "Normal", "message": "pulled",
+        "source": {"component": "kubelet", "host": "node-1"},
+        "firstTimestamp": "2025-05-01T10:00:00Z", "lastTimestamp": "2025-05-01T10:05:00Z",
+        "count": 2,
+    }))
+    .unwrap();
+    let written = create(&core, &kubelet).await;
+    assert_eq!(
+        written.message.as_deref(),
+        Some("pulled"),
+        "answered as core v1"
+    );
+    assert_eq!(written.count, Some(2));
+    let seen = new.get("web.1").await.unwrap();
+    assert_eq!(
+        seen.regarding.as_ref().unwrap().name.as_deref(),
+        Some("web")
+    );
+    assert_eq!(seen.note.as_deref(), Some("pulled"));
+    let source = seen.deprecated_source.as_ref().unwrap();
+    assert_eq!(source.component.as_deref(), Some("kubelet"));
+    assert_eq!(source.host.as_deref(), Some("node-1"));
+    assert_eq!(seen.deprecated_count, Some(2));
+    assert!(seen.deprecated_last_timestamp.is_some());
+
+    // Each version selects with its own names, over both Events.
+    for (selector, expected) in [
+        ("involvedObject.name=web", vec!["web.1"]),
+        ("involvedObject.kind=ConfigMap", vec!["a.1"]),
+        ("reportingComponent=alpha", vec!["a.1"]),
+        ("source=kubelet", vec!["web.1"]),
+    ] {
+        let listed = core
+            .list(&ListParams::default().fields(selector))
+            .await
+            .unwrap();
+        assert_eq!(names(&listed.items), expected, "core {selector}");
+    }
+    for (selector, expected) in [
+        ("regarding.name=web", vec!["web.1"]),
+        ("reportingController=alpha", vec!["a.1"]),
+        ("source=kubelet", vec!["web.1"]),
+    ] {
+        let listed = new
+            .list(&ListParams::default().fields(selector))
+            .await
+            .unwrap();
+        assert_eq!(names(&listed.items), expected, "events.k8s.io {selector}");
+    }
+    let all = core.list(&ListParams::default()).await.unwrap();
+    assert_eq!(names(&all.items), vec!["a.1", "web.1"]);
+
+    // A patch through core v1 changes the one Event; the watcher sees it as core v1.
+    let patched = merge(&core, "a.1", json!({"message": "a resynced"})).await;
+    assert_eq!(patched.message.as_deref(), Some("a resynced"));
+    assert_eq!(
+        new.get("a.1").await.unwrap().note.as_deref(),
+        Some("a resynced")
+    );
+    match &next_events(&mut core_watch, 1).await[0] {
+        WatchEvent::Modified(e) => assert_eq!(e.message.as_deref(), Some("a resynced")),
+        other => panic!("expected MODIFIED a.1, got {}", describe(other)),
+    }
+    // A core v1 update that changes nothing stores nothing.
+    let unchanged = core
+        .replace("a.1", &Default::default(), &patched)
+        .await
+        .unwrap();
+    assert_eq!(
+        unchanged.metadata.resource_version,
+        patched.metadata.resource_version
+    );
+
+    // Deleted through one version, gone from both.
+    core.delete("a.1", &DeleteParams::default()).await.unwrap();
+    assert_eq!(status(new.get("a.1").await.unwrap_err()).code, 404);
+    assert_eq!(
+        describe(&next_events(&mut core_watch, 1).await[0]),
+        "DELETED a.1"
+    );
+    let left = new.list(&ListParams::default()).await.unwrap();
+    assert_eq!(names(&left.items), vec!["web.1"]);
+
+    // A core v1 body is checked as a core v1 Event and stores nothing when it is not one.
+    refused_as_undecodable(
+        &client,
+        "/api/v1/namespaces/default/events",
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "bad"}, "count": "many"}),
+    )
+    .await;
+    let left = new.list(&ListParams::default()).await.unwrap();
+    assert_eq!(names(&left.items), vec!["web.1"]);
 }

@@ -538,3 +538,84 @@ async fn kubectl_create_deployment_and_job_are_decoded() {
     assert_eq!(cluster.count("deployments.apps"), 2);
     assert_eq!(cluster.count("jobs.batch"), 1);
 }
+
+/// What a plugin records (kube-runtime's `Recorder`, `events.k8s.io/v1`) is what plain
+/// `kubectl get events` and `kubectl describe` show (core `v1`), with the server's columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_shows_recorded_events() {
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let (cluster, client) = start().await;
+    let kubectl = Kubectl::new(&cluster);
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let settings = configmaps
+        .create(&PostParams::default(), &configmap("settings", json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "trellis.dev/defaults".into(),
+            instance: None,
+        },
+    );
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Normal,
+                reason: "DefaultsCreated".into(),
+                note: Some("created the team's defaults".into()),
+                action: "Reconcile".into(),
+                secondary: None,
+            },
+            &settings.object_ref(&()),
+        )
+        .await
+        .unwrap();
+
+    let table = kubectl.ok(&["get", "events"]).await;
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        header,
+        ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{table}"
+    );
+    let row = lines.next().unwrap_or_default();
+    for cell in [
+        "Normal",
+        "DefaultsCreated",
+        "configmap/settings",
+        "created the team's defaults",
+    ] {
+        assert!(row.contains(cell), "{cell} in {table}");
+    }
+    assert_eq!(lines.next(), None, "{table}");
+    let wide = kubectl.ok(&["get", "events", "-o", "wide"]).await;
+    assert!(
+        wide.contains("trellis.dev/defaults"),
+        "the source column: {wide}"
+    );
+
+    // describe finds the Events by the object's kind, name, namespace and uid.
+    let described = kubectl.ok(&["describe", "configmap", "settings"]).await;
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(
+        events.contains("DefaultsCreated") && events.contains("created the team's defaults"),
+        "{described}"
+    );
+    let listed = kubectl.json(&["get", "events"]).await;
+    assert_eq!(listed["items"][0]["apiVersion"], "v1");
+    assert_eq!(listed["items"][0]["involvedObject"]["name"], "settings");
+    assert_eq!(
+        listed["items"][0]["reportingComponent"],
+        "trellis.dev/defaults"
+    );
+}

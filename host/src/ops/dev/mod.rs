@@ -195,7 +195,7 @@ Point kubectl at it (dev only: plain HTTP, no authentication):
   kubectl get networkpolicies,resourcequotas -A
   kubectl get deployments -A -o custom-columns='NAMESPACE:.metadata.namespace,NAME:.metadata.name,PODS:.metadata.annotations.trellis\\.dev/pod-summary'
   kubectl label namespace sandbox trellis.dev/defaults=enabled
-  kubectl get events.events.k8s.io -A -o custom-columns='TYPE:.type,REASON:.reason,OBJECT:.regarding.kind,NAME:.regarding.name,BY:.reportingController,NOTE:.note'
+  kubectl get events -A -o wide
 
 Ctrl-C stops.
 ",
