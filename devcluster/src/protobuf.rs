@@ -1,12 +1,14 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded to JSON.
 //!
 //! kubectl's generators (`kubectl create namespace`, `create configmap`, `create secret`,
-//! `create serviceaccount`, `create deployment`, `create job`...) build typed objects and
+//! `create serviceaccount`, `create quota`, `create deployment`, `create job`, `create role`,
+//! `create rolebinding`...) build typed objects and
 //! always send them as protobuf; client-go falls back to JSON after a 415 only for CBOR, so a
 //! server that answers protobuf with 415 breaks those commands. The devcluster stores JSON, so
 //! it decodes what those commands send: the envelope (`runtime.Unknown` behind the `k8s\0`
 //! magic) and, for the kinds listed in `KINDS`, the object, following the field numbers of the
-//! kinds' `generated.proto` (k8s.io/api core/v1, apps/v1, batch/v1; apimachinery meta/v1).
+//! kinds' `generated.proto` (k8s.io/api core/v1, apps/v1, batch/v1, rbac/v1; apimachinery
+//! meta/v1).
 //! The result goes through the same path as a JSON body (schema round-trip, validation), so
 //! nothing downstream knows the difference.
 //!
@@ -418,14 +420,132 @@ static JOB: Message = Message {
     ],
 };
 
-/// The kinds whose protobuf the devcluster decodes, by apiVersion and kind.
-static KINDS: [(&str, &str, &Message); 6] = [
+static SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Message = Message {
+    name: "ScopedResourceSelectorRequirement",
+    fields: &[
+        one(1, "scopeName", Str),
+        one(2, "operator", Str),
+        many(3, "values", Str),
+    ],
+};
+
+static SCOPE_SELECTOR: Message = Message {
+    name: "ScopeSelector",
+    fields: &[many(
+        1,
+        "matchExpressions",
+        Ty::Message(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT),
+    )],
+};
+
+static RESOURCE_QUOTA_SPEC: Message = Message {
+    name: "ResourceQuotaSpec",
+    fields: &[
+        one(1, "hard", QuantityMap),
+        many(2, "scopes", Str),
+        one(3, "scopeSelector", Ty::Message(&SCOPE_SELECTOR)),
+    ],
+};
+
+static RESOURCE_QUOTA_STATUS: Message = Message {
+    name: "ResourceQuotaStatus",
+    fields: &[one(1, "hard", QuantityMap), one(2, "used", QuantityMap)],
+};
+
+static RESOURCE_QUOTA: Message = Message {
+    name: "ResourceQuota",
+    fields: &[
+        one(1, "metadata", Ty::Message(&OBJECT_META)),
+        one(2, "spec", Ty::Message(&RESOURCE_QUOTA_SPEC)),
+        one(3, "status", Ty::Message(&RESOURCE_QUOTA_STATUS)),
+    ],
+};
+
+// rbac.authorization.k8s.io/v1 (k8s.io/api rbac/v1 generated.proto).
+
+static POLICY_RULE: Message = Message {
+    name: "PolicyRule",
+    fields: &[
+        many(1, "verbs", Str),
+        many(2, "apiGroups", Str),
+        many(3, "resources", Str),
+        many(4, "resourceNames", Str),
+        many(5, "nonResourceURLs", Str),
+    ],
+};
+
+static AGGREGATION_RULE: Message = Message {
+    name: "AggregationRule",
+    fields: &[many(
+        1,
+        "clusterRoleSelectors",
+        Ty::Message(&LABEL_SELECTOR),
+    )],
+};
+
+static ROLE: Message = Message {
+    name: "Role",
+    fields: &[
+        one(1, "metadata", Ty::Message(&OBJECT_META)),
+        many(2, "rules", Ty::Message(&POLICY_RULE)),
+    ],
+};
+
+static CLUSTER_ROLE: Message = Message {
+    name: "ClusterRole",
+    fields: &[
+        one(1, "metadata", Ty::Message(&OBJECT_META)),
+        many(2, "rules", Ty::Message(&POLICY_RULE)),
+        one(3, "aggregationRule", Ty::Message(&AGGREGATION_RULE)),
+    ],
+};
+
+static SUBJECT: Message = Message {
+    name: "Subject",
+    fields: &[
+        one(1, "kind", Str),
+        one(2, "apiGroup", Str),
+        one(3, "name", Str),
+        one(4, "namespace", Str),
+    ],
+};
+
+static ROLE_REF: Message = Message {
+    name: "RoleRef",
+    fields: &[
+        one(1, "apiGroup", Str),
+        one(2, "kind", Str),
+        one(3, "name", Str),
+    ],
+};
+
+/// RoleBinding and ClusterRoleBinding share their fields.
+static ROLE_BINDING: Message = Message {
+    name: "RoleBinding",
+    fields: &[
+        one(1, "metadata", Ty::Message(&OBJECT_META)),
+        many(2, "subjects", Ty::Message(&SUBJECT)),
+        one(3, "roleRef", Ty::Message(&ROLE_REF)),
+    ],
+};
+
+const RBAC: &str = "rbac.authorization.k8s.io/v1";
+
+/// The kinds whose protobuf the devcluster decodes, by apiVersion and kind: those kubectl's
+/// `create` generators send, but for `service` and the kinds of groups Trellis plugins rarely
+/// touch (`cronjob`, `ingress`, `poddisruptionbudget`, `priorityclass`).
+static KINDS: [(&str, &str, &Message); 11] = [
     ("v1", "Namespace", &NAMESPACE),
     ("v1", "ConfigMap", &CONFIG_MAP),
     ("v1", "Secret", &SECRET),
     ("v1", "ServiceAccount", &SERVICE_ACCOUNT),
+    ("v1", "ResourceQuota", &RESOURCE_QUOTA),
     ("apps/v1", "Deployment", &DEPLOYMENT),
     ("batch/v1", "Job", &JOB),
+    (RBAC, "Role", &ROLE),
+    (RBAC, "ClusterRole", &CLUSTER_ROLE),
+    (RBAC, "RoleBinding", &ROLE_BINDING),
+    (RBAC, "ClusterRoleBinding", &ROLE_BINDING),
 ];
 
 /// Why a body could not be decoded. `Malformed` is the client's fault (400); `Unsupported`
@@ -615,7 +735,11 @@ fn scalar(schema: &Message, field: &Field, wire: Wire<'_>) -> Result<Option<Valu
         (Int | Bool, Wire::Varint(0)) if field.omit_zero => None,
         (Int, Wire::Varint(v)) => Some(Value::from(v as i64)),
         (Bool, Wire::Varint(v)) => Some(Value::Bool(v != 0)),
-        (Str, Wire::Bytes(b)) => Some(Value::String(text(b)?)).filter(|v| v != ""),
+        // Go's JSON leaves out an empty string field, but an empty element of a list is a
+        // value: `apiGroups: [""]` is the core group, `args: ["-c", ""]` an empty argument.
+        (Str, Wire::Bytes(b)) => {
+            Some(Value::String(text(b)?)).filter(|v| field.repeated || v != "")
+        }
         (Time, Wire::Bytes(b)) => time(b)?.map(Value::String),
         (StringMap | BytesMap | QuantityMap, Wire::Bytes(b)) => {
             let (mut key, mut value) = (String::new(), Vec::new());
@@ -755,6 +879,51 @@ mod tests {
                 "binaryData": {"bin": "AJ//"},
                 "immutable": true,
             })
+        );
+    }
+
+    #[test]
+    fn empty_list_elements_are_kept_and_empty_strings_left_out() {
+        let mut rule = Vec::new();
+        bytes(1, b"get", &mut rule);
+        bytes(2, b"", &mut rule); // the core group
+        bytes(2, b"apps", &mut rule);
+        bytes(3, b"pods", &mut rule);
+        let mut role_ref = Vec::new();
+        bytes(1, b"rbac.authorization.k8s.io", &mut role_ref);
+        bytes(2, b"Role", &mut role_ref);
+        bytes(3, b"reader", &mut role_ref);
+        let mut raw = Vec::new();
+        bytes(1, &metadata("reader", "x"), &mut raw);
+        bytes(2, &rule, &mut raw);
+        let role = decode(&envelope("rbac.authorization.k8s.io/v1", "Role", &raw)).unwrap();
+        assert_eq!(
+            role["rules"],
+            json!([{"verbs": ["get"], "apiGroups": ["", "apps"], "resources": ["pods"]}])
+        );
+        let mut subject = Vec::new();
+        bytes(1, b"ServiceAccount", &mut subject);
+        bytes(2, b"", &mut subject);
+        bytes(3, b"robot", &mut subject);
+        bytes(4, b"x", &mut subject);
+        let mut raw = Vec::new();
+        bytes(1, &metadata("r", ""), &mut raw);
+        bytes(2, &subject, &mut raw);
+        bytes(3, &role_ref, &mut raw);
+        let binding = decode(&envelope(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            &raw,
+        ))
+        .unwrap();
+        assert_eq!(binding["kind"], "ClusterRoleBinding");
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "robot", "namespace": "x"}])
+        );
+        assert_eq!(
+            binding["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"})
         );
     }
 

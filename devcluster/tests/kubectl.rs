@@ -522,21 +522,156 @@ async fn kubectl_create_deployment_and_job_are_decoded() {
             "once",
             "--image=busybox",
             "--",
-            "sh",
-            "-c",
-            "echo hi",
+            "printf",
+            "%s|",
+            "",
+            "x",
         ])
         .await;
     assert_eq!(out.trim(), "job.batch/once created");
     let job = kubectl.json(&["get", "job", "once"]).await;
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(pod["restartPolicy"], "Never");
+    // The empty argument is an argument: kept, not left out like an empty string field.
     assert_eq!(
         pod["containers"],
-        json!([{"name": "once", "image": "busybox", "command": ["sh", "-c", "echo hi"], "resources": {}}])
+        json!([{"name": "once", "image": "busybox", "command": ["printf", "%s|", "", "x"], "resources": {}}])
     );
     assert_eq!(cluster.count("deployments.apps"), 2);
     assert_eq!(cluster.count("jobs.batch"), 1);
+}
+
+/// `kubectl create role|rolebinding|clusterrole|clusterrolebinding|quota` (protobuf bodies):
+/// what an operator types to try a plugin's grants in `trellis dev`.
+#[tokio::test]
+async fn kubectl_create_rbac_and_quota_are_decoded() {
+    if !kubectl_available().await {
+        return;
+    }
+    let (cluster, _client) = start().await;
+    let kubectl = Kubectl::new(&cluster);
+    kubectl.ok(&["create", "namespace", "x"]).await;
+    let out = kubectl
+        .ok(&[
+            "create",
+            "role",
+            "reader",
+            "--verb=get,list",
+            "--resource=pods,deployments.apps",
+            "--resource-name=web",
+            "-n",
+            "x",
+        ])
+        .await;
+    assert_eq!(out.trim(), "role.rbac.authorization.k8s.io/reader created");
+    let role = kubectl.json(&["get", "role", "reader", "-n", "x"]).await;
+    let rules = role["rules"].as_array().unwrap();
+    let pods = rules
+        .iter()
+        .find(|r| r["resources"] == json!(["pods"]))
+        .unwrap_or_else(|| panic!("a rule for pods: {role}"));
+    // `""` is the core group: an empty list element, not an empty field.
+    assert_eq!(
+        pods,
+        &json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["web"]})
+    );
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["apiGroups"] == json!(["apps"]) && r["resources"] == json!(["deployments"])),
+        "{role}"
+    );
+
+    kubectl
+        .ok(&[
+            "create",
+            "rolebinding",
+            "readers",
+            "--role=reader",
+            "--serviceaccount=x:robot",
+            "--user=alice",
+            "-n",
+            "x",
+        ])
+        .await;
+    let binding = kubectl
+        .json(&["get", "rolebinding", "readers", "-n", "x"])
+        .await;
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"})
+    );
+    let subjects = binding["subjects"].as_array().unwrap();
+    assert!(
+        subjects.contains(&json!({"kind": "ServiceAccount", "name": "robot", "namespace": "x"})),
+        "{binding}"
+    );
+    assert!(
+        subjects.contains(
+            &json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"})
+        ),
+        "{binding}"
+    );
+
+    kubectl
+        .ok(&[
+            "create",
+            "clusterrole",
+            "watcher",
+            "--verb=watch",
+            "--resource=namespaces",
+        ])
+        .await;
+    kubectl
+        .ok(&[
+            "create",
+            "clusterrole",
+            "combined",
+            "--aggregation-rule=team=a",
+        ])
+        .await;
+    let combined = kubectl.json(&["get", "clusterrole", "combined"]).await;
+    assert_eq!(
+        combined["aggregationRule"],
+        json!({"clusterRoleSelectors": [{"matchLabels": {"team": "a"}}]})
+    );
+    kubectl
+        .ok(&[
+            "create",
+            "clusterrolebinding",
+            "watchers",
+            "--clusterrole=watcher",
+            "--group=devs",
+        ])
+        .await;
+    let binding = kubectl
+        .json(&["get", "clusterrolebinding", "watchers"])
+        .await;
+    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "devs"}])
+    );
+
+    kubectl
+        .ok(&[
+            "create",
+            "quota",
+            "small",
+            "--hard=pods=10,requests.cpu=500m",
+            "--scopes=NotTerminating",
+            "-n",
+            "x",
+        ])
+        .await;
+    let quota = kubectl.json(&["get", "quota", "small", "-n", "x"]).await;
+    assert_eq!(
+        quota["spec"],
+        json!({"hard": {"pods": "10", "requests.cpu": "500m"}, "scopes": ["NotTerminating"]})
+    );
+    assert_eq!(cluster.count("roles.rbac.authorization.k8s.io"), 1);
+    assert_eq!(cluster.count("clusterroles.rbac.authorization.k8s.io"), 2);
+    assert_eq!(cluster.count("resourcequotas"), 1);
 }
 
 /// What a plugin records (kube-runtime's `Recorder`, `events.k8s.io/v1`) is what plain
