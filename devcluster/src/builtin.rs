@@ -44,6 +44,7 @@ fn kind(
             custom: false,
             return_deleted: false,
             conversion: None,
+            scale: None,
         },
         extra: Vec::new(),
     }
@@ -83,6 +84,11 @@ impl Spec {
     fn renamed(mut self, name: &str, path: &str, default: &'static str) -> Self {
         self.extra
             .push(SelectableField::renamed(name, path, default));
+        self
+    }
+
+    fn scale(mut self) -> Self {
+        self.t.scale = Some(crate::scale::ScaleSubresource::replicas_and_selector());
         self
     }
 
@@ -273,6 +279,7 @@ pub fn types() -> Vec<ResourceType> {
         .short(&["deploy"])
         .all()
         .status()
+        .scale()
         .generation()
         .build(),
         kind(
@@ -286,6 +293,7 @@ pub fn types() -> Vec<ResourceType> {
         .short(&["rs"])
         .all()
         .status()
+        .scale()
         .generation()
         .renamed("status.replicas", "status.replicas", "0")
         .build(),
@@ -300,6 +308,7 @@ pub fn types() -> Vec<ResourceType> {
         .short(&["sts"])
         .all()
         .status()
+        .scale()
         .generation()
         .build(),
         kind(

@@ -152,6 +152,9 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<Cause>> {
                 custom: true,
                 return_deleted: false,
                 conversion: None,
+                scale: v
+                    .pointer("/subresources/scale")
+                    .and_then(crate::scale::ScaleSubresource::from_crd),
             }
         })
         .collect())

@@ -24,6 +24,7 @@ use crate::patch::PatchType;
 use crate::query::{ListOptions, Query};
 use crate::registry::ResourceType;
 use crate::render::{ListMeta, Renderer, negotiate};
+use crate::scale::ScaleChange;
 use crate::status::ApiError;
 use crate::watch::{WatchSpec, start};
 use crate::write::{DeleteOptions, FieldValidation, Target, WriteOptions, Written};
@@ -409,6 +410,65 @@ async fn serve_resource(
     response
 }
 
+/// A write's answer: `body` (the written object as the client asked for it) with the write's
+/// status code and warnings.
+fn answer(body: Bytes, written: Written) -> (Response, Option<Written>) {
+    let mut response = json_response(written.code, body);
+    for warning in &written.warnings {
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("299 - {}", crate::status::go_quote(warning)))
+        {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    (response, Some(written))
+}
+
+/// `/scale` of a kind that has one (`scale.rs`): get, update and patch, in JSON.
+#[allow(clippy::too_many_arguments)]
+fn scale(
+    cluster: &Cluster,
+    verb: Verb,
+    headers: &HeaderMap,
+    path: &ResourcePath,
+    resource: Arc<ResourceType>,
+    query: &Query,
+    body: Bytes,
+    user_agent: &str,
+) -> Result<(Response, Option<Written>), ApiError> {
+    let namespace = path.namespace.clone().unwrap_or_default();
+    let name = path.name.clone().unwrap_or_default();
+    let content_type = header(headers, header::CONTENT_TYPE);
+    let change = match verb {
+        Verb::Get => {
+            let scale = cluster.get_scale(&resource, &namespace, &name)?;
+            let body = Bytes::from(serde_json::to_vec(&scale).unwrap_or_default());
+            return Ok((json_response(200, body), None));
+        }
+        Verb::Update => ScaleChange::Replace(parse_body(content_type, &body)?),
+        Verb::Patch => match content_type.and_then(PatchType::from_content_type) {
+            // Server-side apply of a Scale is not served.
+            Some(PatchType::Apply) | None => {
+                return Err(ApiError::unsupported_media_type(
+                    content_type.unwrap_or(""),
+                    &PatchType::MEDIA_TYPES[..3],
+                ));
+            }
+            Some(kind) => ScaleChange::Patch(kind, &body),
+        },
+        _ => return Err(ApiError::method_not_allowed("")),
+    };
+    let options = write_options(query, user_agent)?;
+    let target = Target {
+        resource,
+        namespace,
+        name,
+        part: Part::Main,
+    };
+    let written = cluster.write_scale(&target, change, &options)?;
+    Ok(answer(written.body.clone(), written))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(
     server: &Server,
@@ -431,6 +491,11 @@ fn run(
         }
         _ => {}
     }
+    if path.subresource.as_deref() == Some("scale") && resource.scale.is_some() {
+        return scale(
+            cluster, verb, headers, path, resource, query, body, user_agent,
+        );
+    }
     let part = match path.subresource.as_deref() {
         None => Part::Main,
         Some("status")
@@ -450,17 +515,7 @@ fn run(
         name: path.name.clone().unwrap_or_default(),
         part,
     };
-    let written = |w: Written| {
-        let mut response = json_response(w.code, renderer.value_bytes(w.body.clone()));
-        for warning in &w.warnings {
-            if let Ok(value) =
-                HeaderValue::from_str(&format!("299 - {}", crate::status::go_quote(warning)))
-            {
-                response.headers_mut().append(header::WARNING, value);
-            }
-        }
-        (response, Some(w))
-    };
+    let written = |w: Written| answer(renderer.value_bytes(w.body.clone()), w);
     let content_type = header(headers, header::CONTENT_TYPE);
     match verb {
         Verb::Get => {

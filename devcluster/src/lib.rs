@@ -44,6 +44,7 @@ mod query;
 mod read;
 mod registry;
 mod render;
+mod scale;
 mod schema;
 mod seed;
 mod status;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::conversion::Conversion;
 use crate::fields::SelectableField;
+use crate::scale::ScaleSubresource;
 use crate::schema::Schema;
 
 /// How names of a kind are validated.
@@ -58,6 +59,8 @@ pub struct ResourceType {
     pub return_deleted: bool,
     /// Set when this version is stored in another version's table (core `v1` Events).
     pub conversion: Option<Conversion>,
+    /// `/scale` is served (`scale.rs`).
+    pub scale: Option<ScaleSubresource>,
 }
 
 impl ResourceType {

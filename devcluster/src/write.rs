@@ -122,14 +122,14 @@ impl Written {
     }
 }
 
-enum Ownership {
+pub(crate) enum Ownership {
     /// A create, update or non-apply patch: the manager takes what it changed.
     Update,
     /// Ownership already computed by server-side apply.
     Applied(ManagedFields),
 }
 
-enum Mutation {
+pub(crate) enum Mutation {
     Create(Value, Ownership),
     Update(Value, Ownership),
 }
@@ -500,7 +500,7 @@ impl Cluster {
     }
 
     /// Reads, mutates and commits until the commit lands on the version it read.
-    fn update_loop(
+    pub(crate) fn update_loop(
         &self,
         target: &Target,
         opts: &WriteOptions,

@@ -541,6 +541,72 @@ async fn kubectl_create_deployment_and_job_are_decoded() {
     assert_eq!(cluster.count("jobs.batch"), 1);
 }
 
+/// `kubectl scale` through the `/scale` subresource: a merge patch, or with
+/// `--current-replicas` a read and a guarded update.
+#[tokio::test]
+async fn kubectl_scale_sets_replicas() {
+    if !kubectl_available().await {
+        return;
+    }
+    let (cluster, _client) = start().await;
+    let kubectl = Kubectl::new(&cluster);
+    kubectl
+        .ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--replicas=1",
+        ])
+        .await;
+    let out = kubectl
+        .ok(&["scale", "deployment", "web", "--replicas=3"])
+        .await;
+    assert_eq!(out.trim(), "deployment.apps/web scaled");
+    let replicas = |d: &Value| d["spec"]["replicas"].clone();
+    assert_eq!(
+        replicas(&kubectl.json(&["get", "deployment", "web"]).await),
+        3
+    );
+    kubectl
+        .ok(&[
+            "scale",
+            "deployment",
+            "web",
+            "--current-replicas=3",
+            "--replicas=5",
+        ])
+        .await;
+    let web = kubectl.json(&["get", "deployment", "web"]).await;
+    assert_eq!(replicas(&web), 5);
+    assert_eq!(web["metadata"]["generation"], 3);
+    // A stale precondition is refused and changes nothing.
+    kubectl
+        .fails_with(
+            &[
+                "scale",
+                "deployment",
+                "web",
+                "--current-replicas=3",
+                "--replicas=1",
+            ],
+            "Expected replicas to be 3, was 5",
+        )
+        .await;
+    assert_eq!(
+        replicas(&kubectl.json(&["get", "deployment", "web"]).await),
+        5
+    );
+    // Kinds without /scale get the real server's 404.
+    kubectl.ok(&["create", "configmap", "c"]).await;
+    kubectl
+        .fails_with(
+            &["scale", "configmap", "c", "--replicas=2"],
+            "(NotFound): the server could not find the requested resource",
+        )
+        .await;
+}
+
 /// `kubectl create role|rolebinding|clusterrole|clusterrolebinding|quota` (protobuf bodies):
 /// what an operator types to try a plugin's grants in `trellis dev`.
 #[tokio::test]
