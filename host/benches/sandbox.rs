@@ -22,11 +22,14 @@ use trellis_host::sandbox::{
     ReusedInstance, Sandbox, async_trait,
 };
 
+#[path = "common/stats.rs"]
+mod common_stats;
 #[path = "../tests/support/components.rs"]
 mod components;
 #[path = "../tests/support/read_only_host.rs"]
 mod read_only_host;
 
+use common_stats::nearest_rank;
 use components::load_on;
 use read_only_host::{Lists, ReadOnly, Reads};
 
@@ -192,7 +195,7 @@ impl Setup {
 
 fn percentiles(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| nearest_rank(&samples, q).unwrap_or_default();
     println!(
         "{name}: n={} median={:.1} µs p99={:.1} µs max={:.1} µs",
         samples.len(),

@@ -34,7 +34,7 @@ mod common_env;
 mod common_stats;
 
 use common_env::env;
-use common_stats::median;
+use common_stats::{median, nearest_rank};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -300,14 +300,6 @@ fn throughput_run(plugin: &Plugin, executor_name: &str, keys: usize) -> f64 {
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 fn show(d: Duration) -> String {
     if d < Duration::from_millis(1) {
         format!("{:.0} µs", d.as_secs_f64() * 1e6)
@@ -320,8 +312,8 @@ fn summary(samples: &mut [Duration]) -> String {
     samples.sort_unstable();
     format!(
         "{} | {} | {}",
-        show(percentile(samples, 0.5)),
-        show(percentile(samples, 0.99)),
+        show(nearest_rank(samples, 0.5).unwrap_or_default()),
+        show(nearest_rank(samples, 0.99).unwrap_or_default()),
         show(samples.last().copied().unwrap_or_default())
     )
 }

@@ -17,6 +17,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trellis_devcluster::{DevCluster, Snapshot, WriteRecord};
 
+use crate::common_stats::nearest_rank;
 use crate::workload::{NAMESPACE, TRIGGER_MANAGER, Workload};
 
 /// The resource name the write log gives status writes of Deployments.
@@ -203,19 +204,14 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
+    /// `None` for no samples.
     pub fn of(mut samples: Vec<u64>) -> Option<Self> {
-        if samples.is_empty() {
-            return None;
-        }
         samples.sort_unstable();
-        let at = |q: f64| {
-            samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1]
-        };
         Some(Self {
-            p50: at(0.50),
-            p90: at(0.90),
-            p99: at(0.99),
-            max: samples[samples.len() - 1],
+            p50: nearest_rank(&samples, 0.50)?,
+            p90: nearest_rank(&samples, 0.90)?,
+            p99: nearest_rank(&samples, 0.99)?,
+            max: *samples.last()?,
         })
     }
 }
