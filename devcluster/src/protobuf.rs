@@ -1,10 +1,10 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded to JSON.
 //!
 //! kubectl's generators (`kubectl create namespace`, `create configmap`, `create secret`,
-//! `create serviceaccount`, `create quota`, `create deployment`, `create job`, `create role`,
-//! `create rolebinding`...) build typed objects and
-//! always send them as protobuf; client-go falls back to JSON after a 415 only for CBOR, so a
-//! server that answers protobuf with 415 breaks those commands. The devcluster stores JSON, so
+//! `create service`, `create serviceaccount`, `create quota`, `create deployment`, `create job`,
+//! `create role`, `create rolebinding`...) build typed objects and always send them as
+//! protobuf; client-go falls back to JSON after a 415 only for CBOR, so a server that answers
+//! protobuf with 415 breaks those commands. The devcluster stores JSON, so
 //! it decodes what those commands send: the envelope (`runtime.Unknown` behind the `k8s\0`
 //! magic) and, for the kinds listed in `KINDS`, the object, following the field numbers of the
 //! kinds' `generated.proto` (k8s.io/api core/v1, apps/v1, batch/v1, rbac/v1; apimachinery
@@ -53,6 +53,9 @@ enum Ty {
     /// `map<string, resource.Quantity>`: each value a message whose field 1 is the quantity's
     /// text (`500m`, `1Gi`), which is also its JSON.
     QuantityMap,
+    /// `intstr.IntOrString` (type = 1: 0 int, 1 string; intVal = 2; strVal = 3): a number or
+    /// a string in JSON, as its `MarshalJSON` writes it.
+    IntOrString,
     Message(&'static Message),
 }
 
@@ -100,7 +103,7 @@ struct Message {
     fields: &'static [Field],
 }
 
-use Ty::{Bool, BytesMap, Int, QuantityMap, String as Str, StringMap, Time};
+use Ty::{Bool, BytesMap, Int, IntOrString, QuantityMap, String as Str, StringMap, Time};
 
 static TYPE_META: Message = Message {
     name: "TypeMeta",
@@ -420,6 +423,66 @@ static JOB: Message = Message {
     ],
 };
 
+static INT_OR_STRING: Message = Message {
+    name: "IntOrString",
+    fields: &[
+        one(1, "type", Int),
+        one(2, "intVal", Int),
+        one(3, "strVal", Str),
+    ],
+};
+
+static SERVICE_PORT: Message = Message {
+    name: "ServicePort",
+    fields: &[
+        one(1, "name", Str),
+        one(2, "protocol", Str),
+        one(3, "port", Int),
+        one(4, "targetPort", IntOrString),
+        omitempty(5, "nodePort", Int),
+        one(6, "appProtocol", Str),
+    ],
+};
+
+/// The fields `kubectl create service` and `kubectl expose` write; the newer pointer fields
+/// (`ipFamilyPolicy`, `clusterIPs`, ...) are refused by number, not guessed.
+static SERVICE_SPEC: Message = Message {
+    name: "ServiceSpec",
+    fields: &[
+        many(1, "ports", Ty::Message(&SERVICE_PORT)),
+        one(2, "selector", StringMap),
+        one(3, "clusterIP", Str),
+        one(4, "type", Str),
+        many(5, "externalIPs", Str),
+        one(7, "sessionAffinity", Str),
+        one(8, "loadBalancerIP", Str),
+        many(9, "loadBalancerSourceRanges", Str),
+        one(10, "externalName", Str),
+        one(11, "externalTrafficPolicy", Str),
+        omitempty(12, "healthCheckNodePort", Int),
+        omitempty(13, "publishNotReadyAddresses", Bool),
+    ],
+};
+
+static LOAD_BALANCER_STATUS: Message = Message {
+    name: "LoadBalancerStatus",
+    fields: &[],
+};
+
+static SERVICE_STATUS: Message = Message {
+    name: "ServiceStatus",
+    fields: &[one(1, "loadBalancer", Ty::Message(&LOAD_BALANCER_STATUS))],
+};
+
+static SERVICE: Message = Message {
+    name: "Service",
+    fields: &[
+        one(1, "metadata", Ty::Message(&OBJECT_META)),
+        one(2, "spec", Ty::Message(&SERVICE_SPEC)),
+        one(3, "status", Ty::Message(&SERVICE_STATUS)),
+    ],
+};
+
 static SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Message = Message {
     name: "ScopedResourceSelectorRequirement",
     fields: &[
@@ -532,10 +595,11 @@ static ROLE_BINDING: Message = Message {
 const RBAC: &str = "rbac.authorization.k8s.io/v1";
 
 /// The kinds whose protobuf the devcluster decodes, by apiVersion and kind: those kubectl's
-/// `create` generators send, but for `service` and the kinds of groups Trellis plugins rarely
-/// touch (`cronjob`, `ingress`, `poddisruptionbudget`, `priorityclass`).
-static KINDS: [(&str, &str, &Message); 11] = [
+/// `create` generators send, but for the kinds of groups Trellis plugins rarely touch
+/// (`cronjob`, `ingress`, `poddisruptionbudget`, `priorityclass`).
+static KINDS: [(&str, &str, &Message); 12] = [
     ("v1", "Namespace", &NAMESPACE),
+    ("v1", "Service", &SERVICE),
     ("v1", "ConfigMap", &CONFIG_MAP),
     ("v1", "Secret", &SECRET),
     ("v1", "ServiceAccount", &SERVICE_ACCOUNT),
@@ -761,6 +825,13 @@ fn scalar(schema: &Message, field: &Field, wire: Wire<'_>) -> Result<Option<Valu
                 _ => text(&value)?,
             };
             Some(Value::Array(vec![Value::String(key), Value::String(value)]))
+        }
+        (IntOrString, Wire::Bytes(b)) => {
+            let value = message(&INT_OR_STRING, b)?;
+            Some(match value["type"].as_i64() {
+                Some(1) => value.get("strVal").cloned().unwrap_or(Value::from("")),
+                _ => value.get("intVal").cloned().unwrap_or(Value::from(0)),
+            })
         }
         (Ty::Message(inner), Wire::Bytes(b)) => Some(message(inner, b)?),
         _ => return Err(mismatch()),
@@ -1241,10 +1312,10 @@ mod tests {
             )
         );
 
-        let error = decode(&envelope("v1", "Service", b"")).unwrap_err();
+        let error = decode(&envelope("batch/v1", "CronJob", b"")).unwrap_err();
         assert_eq!((error.code, error.reason), (415, "UnsupportedMediaType"));
         assert!(
-            error.message.contains("protobuf v1 Service:")
+            error.message.contains("protobuf batch/v1 CronJob:")
                 && error.message.contains("apps/v1 Deployment")
                 && error.message.contains("as JSON"),
             "{}",

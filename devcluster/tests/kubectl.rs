@@ -438,15 +438,83 @@ async fn kubectl_create_generators_send_protobuf_and_work() {
         )
         .await;
     // A kind whose protobuf is not decoded is refused, saying what to do, and not stored.
-    let services = cluster.count("services");
-    let service = kubectl
-        .fails(&["create", "service", "clusterip", "s", "--tcp=80", "-n", "x"])
+    let cronjobs = cluster.count("cronjobs.batch");
+    let cronjob = kubectl
+        .fails(&[
+            "create",
+            "cronjob",
+            "c",
+            "--image=busybox",
+            "--schedule=*/5 * * * *",
+            "-n",
+            "x",
+        ])
         .await;
     assert!(
-        service.contains("protobuf v1 Service:") && service.contains("as JSON"),
-        "{service}"
+        cronjob.contains("protobuf batch/v1 CronJob:") && cronjob.contains("as JSON"),
+        "{cronjob}"
     );
-    assert_eq!(cluster.count("services"), services);
+    assert_eq!(cluster.count("cronjobs.batch"), cronjobs);
+}
+
+/// `kubectl create service clusterip|nodeport|externalname`: target ports as numbers and
+/// names (`IntOrString`), node ports, and Go's JSON for what is left empty.
+#[tokio::test]
+async fn kubectl_create_service_is_decoded() {
+    if !kubectl_available().await {
+        return;
+    }
+    let (cluster, _client) = start().await;
+    let kubectl = Kubectl::new(&cluster);
+    let out = kubectl
+        .ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
+        .await;
+    assert_eq!(out.trim(), "service/web created");
+    let web = kubectl.json(&["get", "service", "web"]).await;
+    assert_eq!(
+        web["spec"],
+        json!({
+            "ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+            "selector": {"app": "web"},
+            "type": "ClusterIP",
+        })
+    );
+    assert_eq!(
+        web["status"],
+        Value::Null,
+        "a create drops the status it was sent"
+    );
+
+    kubectl
+        .ok(&[
+            "create",
+            "service",
+            "nodeport",
+            "edge",
+            "--tcp=80:http",
+            "--node-port=30080",
+        ])
+        .await;
+    let edge = kubectl.json(&["get", "service", "edge"]).await;
+    assert_eq!(
+        edge["spec"]["ports"],
+        json!([{"name": "80-http", "protocol": "TCP", "port": 80, "targetPort": "http", "nodePort": 30080}])
+    );
+    assert_eq!(edge["spec"]["type"], "NodePort");
+
+    kubectl
+        .ok(&[
+            "create",
+            "service",
+            "externalname",
+            "db",
+            "--external-name=db.example.com",
+        ])
+        .await;
+    let db = kubectl.json(&["get", "service", "db"]).await;
+    assert_eq!(db["spec"]["externalName"], "db.example.com");
+    assert_eq!(db["spec"]["type"], "ExternalName");
+    assert_eq!(cluster.count("services"), 3);
 }
 
 /// `kubectl create deployment` (the first thing a user of `trellis dev` tries) and `kubectl
