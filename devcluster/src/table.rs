@@ -1,7 +1,8 @@
 //! Server-side printing: the columns `kubectl get` shows.
 //!
-//! kubectl asks for `Table`s and prints what the server puts in them. Pods, Deployments,
-//! Namespaces and ConfigMaps get their familiar columns, Events the real server's (of both API
+//! kubectl asks for `Table`s and prints what the server puts in them. Pods (with `-o wide`
+//! IP, node, nominated node and readiness gates), Deployments, Services, Namespaces and
+//! ConfigMaps get their familiar columns, Events the real server's (of both API
 //! versions: `kubectl get events` shows what a plugin recorded); CRDs get their
 //! `additionalPrinterColumns` (simple `.a.b` JSON paths); everything else gets Name and Age.
 //! Cells are read from the object as stored (for Events, the `events.k8s.io/v1` form, see
@@ -101,6 +102,12 @@ pub fn columns(resource: &ResourceType) -> Vec<Value> {
         }
         Some("Namespace") => out.push(column("Status", "string", "")),
         Some("ConfigMap") => out.push(column("Data", "integer", "")),
+        Some("Service") => {
+            out.push(column("Type", "string", ""));
+            out.push(column("Cluster-IP", "string", ""));
+            out.push(column("External-IP", "string", ""));
+            out.push(column("Port(s)", "string", ""));
+        }
         _ => {
             for (name, kind, _) in &resource.printer_columns {
                 let kind = if kind == "date" {
@@ -113,6 +120,15 @@ pub fn columns(resource: &ResourceType) -> Vec<Value> {
         }
     }
     out.push(column("Age", "string", ""));
+    match builtin(resource) {
+        Some("Pod") => {
+            for name in ["IP", "Node", "Nominated Node", "Readiness Gates"] {
+                out.push(wide_column(name, "string"));
+            }
+        }
+        Some("Service") => out.push(wide_column("Selector", "string")),
+        _ => {}
+    }
     out
 }
 
@@ -176,6 +192,7 @@ pub fn cells(resource: &ResourceType, object: &Value, now: Timestamp) -> Vec<Val
                 .cloned()
                 .unwrap_or(json!("")),
         ),
+        Some("Service") => out.extend(service_cells(object)),
         Some("ConfigMap") => {
             let size = |k: &str| {
                 object
@@ -202,7 +219,148 @@ pub fn cells(resource: &ResourceType, object: &Value, now: Timestamp) -> Vec<Val
         .and_then(Value::as_str)
         .unwrap_or("");
     out.push(json!(age(created, now)));
+    let text_or_none = |pointer: &str| {
+        json!(
+            object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or("<none>")
+        )
+    };
+    match builtin(resource) {
+        Some("Pod") => {
+            out.push(text_or_none("/status/podIP"));
+            out.push(text_or_none("/spec/nodeName"));
+            out.push(text_or_none("/status/nominatedNodeName"));
+            out.push(json!(readiness_gates(object)));
+        }
+        Some("Service") => out.push(json!(selector_text(object.pointer("/spec/selector")))),
+        _ => {}
+    }
     out
+}
+
+/// `printPod`'s readiness gates: `<none>`, or how many of them have a True condition.
+fn readiness_gates(pod: &Value) -> String {
+    let gates: Vec<&str> = pod
+        .pointer("/spec/readinessGates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.get("conditionType").and_then(Value::as_str))
+        .collect();
+    if gates.is_empty() {
+        return "<none>".to_string();
+    }
+    let conditions = pod.pointer("/status/conditions").and_then(Value::as_array);
+    let met = gates
+        .iter()
+        .filter(|gate| {
+            conditions.into_iter().flatten().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some(gate)
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+        .count();
+    format!("{met}/{}", gates.len())
+}
+
+/// `labels.FormatLabels`: `k=v` pairs sorted by key, or `<none>`.
+fn selector_text(labels: Option<&Value>) -> String {
+    let mut pairs: Vec<String> = labels
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    pairs.sort();
+    if pairs.is_empty() {
+        "<none>".to_string()
+    } else {
+        pairs.join(",")
+    }
+}
+
+/// `printService`'s cells after the name: type, cluster IP, external IP, ports.
+fn service_cells(service: &Value) -> [Value; 4] {
+    let text = |pointer: &str| {
+        service
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let kind = text("/spec/type");
+    let cluster_ip = service
+        .pointer("/spec/clusterIPs/0")
+        .and_then(Value::as_str)
+        .or(Some(text("/spec/clusterIP")))
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or("<none>");
+    let listed = |pointer: &str| -> Vec<String> {
+        service
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    };
+    let external_ips = listed("/spec/externalIPs");
+    let external = match kind {
+        "ExternalName" => text("/spec/externalName").to_string(),
+        "LoadBalancer" => {
+            let mut ips: Vec<String> = service
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    i.get("ip")
+                        .or_else(|| i.get("hostname"))
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
+                .collect();
+            ips.extend(external_ips);
+            if ips.is_empty() {
+                "<pending>".to_string()
+            } else {
+                ips.join(",")
+            }
+        }
+        _ if external_ips.is_empty() => "<none>".to_string(),
+        _ => external_ips.join(","),
+    };
+    let ports: Vec<String> = service
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+            let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            match p
+                .get("nodePort")
+                .and_then(Value::as_i64)
+                .filter(|n| *n != 0)
+            {
+                Some(node_port) => format!("{port}:{node_port}/{protocol}"),
+                None => format!("{port}/{protocol}"),
+            }
+        })
+        .collect();
+    let ports = if ports.is_empty() {
+        "<none>".to_string()
+    } else {
+        ports.join(",")
+    };
+    [
+        json!(kind),
+        json!(cluster_ip),
+        json!(external),
+        json!(ports),
+    ]
 }
 
 /// The time since `timestamp` as kubectl shows it (apimachinery's `HumanDuration`).
@@ -304,10 +462,106 @@ mod tests {
                 json!("1/2"),
                 json!("Running"),
                 json!("3"),
-                json!("10m")
+                json!("10m"),
+                json!("<none>"),
+                json!("<none>"),
+                json!("<none>"),
+                json!("<none>"),
             ]
         );
-        assert_eq!(columns(&pods).len(), 5);
+        assert_eq!(columns(&pods).len(), 9);
+        assert_eq!(
+            shown(&columns(&pods)),
+            ["Name", "Ready", "Status", "Restarts", "Age"]
+        );
+        let scheduled = json!({
+            "metadata": {"name": "web"},
+            "spec": {"nodeName": "node-1", "readinessGates": [
+                {"conditionType": "lb/ready"}, {"conditionType": "mesh/ready"}]},
+            "status": {"podIP": "10.0.0.7", "conditions": [
+                {"type": "lb/ready", "status": "True"}, {"type": "mesh/ready", "status": "False"}]}
+        });
+        assert_eq!(
+            cells(&pods, &scheduled, now)[5..],
+            [
+                json!("10.0.0.7"),
+                json!("node-1"),
+                json!("<none>"),
+                json!("1/2")
+            ]
+        );
+    }
+
+    /// The columns `kubectl get` shows without `-o wide`.
+    fn shown(columns: &[Value]) -> Vec<&str> {
+        columns
+            .iter()
+            .filter(|c| c["priority"] == 0)
+            .map(|c| c["name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn service_rows_read_like_the_servers() {
+        let registry = Registry::builtin();
+        let services = registry.find("", "v1", "services").unwrap();
+        let now: Timestamp = "2024-01-01T00:10:00Z".parse().unwrap();
+        assert_eq!(
+            shown(&columns(&services)),
+            [
+                "Name",
+                "Type",
+                "Cluster-IP",
+                "External-IP",
+                "Port(s)",
+                "Age"
+            ]
+        );
+        let row = |spec: Value| {
+            let service = json!({"metadata": {"name": "s"}, "spec": spec});
+            cells(&services, &service, now)[1..5]
+                .iter()
+                .chain(&cells(&services, &service, now)[6..])
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            row(
+                json!({"type": "ClusterIP", "clusterIP": "10.96.0.9", "selector": {"b": "2", "a": "1"},
+                       "ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]})
+            ),
+            [
+                json!("ClusterIP"),
+                json!("10.96.0.9"),
+                json!("<none>"),
+                json!("80/TCP,53/UDP"),
+                json!("a=1,b=2")
+            ]
+        );
+        assert_eq!(
+            row(json!({"type": "NodePort", "externalIPs": ["1.2.3.4"],
+                       "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]})),
+            [
+                json!("NodePort"),
+                json!("<none>"),
+                json!("1.2.3.4"),
+                json!("80:30080/TCP"),
+                json!("<none>")
+            ]
+        );
+        assert_eq!(
+            row(json!({"type": "LoadBalancer", "ports": []}))[..4],
+            [
+                json!("LoadBalancer"),
+                json!("<none>"),
+                json!("<pending>"),
+                json!("<none>")
+            ]
+        );
+        assert_eq!(
+            row(json!({"type": "ExternalName", "externalName": "db.example.com"}))[2],
+            json!("db.example.com")
+        );
     }
 
     #[test]
@@ -337,12 +591,10 @@ mod tests {
             registry.find("events.k8s.io", "v1", "events").unwrap(),
         ] {
             assert_eq!(columns(&resource).len(), 10);
-            let shown: Vec<String> = columns(&resource)
-                .iter()
-                .filter(|c| c["priority"] == 0)
-                .map(|c| c["name"].as_str().unwrap().to_string())
-                .collect();
-            assert_eq!(shown, ["Last Seen", "Type", "Reason", "Object", "Message"]);
+            assert_eq!(
+                shown(&columns(&resource)),
+                ["Last Seen", "Type", "Reason", "Object", "Message"]
+            );
             assert_eq!(
                 cells(&resource, &recorded, now),
                 vec![

@@ -515,6 +515,14 @@ async fn kubectl_create_service_is_decoded() {
     assert_eq!(db["spec"]["externalName"], "db.example.com");
     assert_eq!(db["spec"]["type"], "ExternalName");
     assert_eq!(cluster.count("services"), 3);
+    let table = kubectl.ok(&["get", "services", "-o", "wide"]).await;
+    let edge = table
+        .lines()
+        .find(|l| l.starts_with("edge"))
+        .unwrap_or_default();
+    for cell in ["NodePort", "80:30080/TCP", "app=edge"] {
+        assert!(edge.contains(cell), "{cell} in {table}");
+    }
 }
 
 /// `kubectl create deployment` (the first thing a user of `trellis dev` tries) and `kubectl
