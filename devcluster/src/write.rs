@@ -93,7 +93,8 @@ pub struct DeleteOptions {
 #[derive(Debug, Clone)]
 pub struct Written {
     pub code: u16,
-    /// The object as stored (or a Status); the HTTP layer renders it at the version asked for.
+    /// The object as stored, or a Status, or (from `write_scale`) the object's Scale; the HTTP
+    /// layer renders objects at the version asked for.
     pub body: Bytes,
     pub warnings: Vec<String>,
     /// The resourceVersion committed, if the write changed anything.
