@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use crate::accounting::Accounting;
 use crate::faults::Faults;
 use crate::registry::{Registry, ResourceType};
+use crate::services::Allocator;
 use crate::store::Store;
 
 pub struct Cluster {
@@ -17,6 +18,8 @@ pub struct Cluster {
     registry: RwLock<Registry>,
     pub accounting: Accounting,
     pub faults: Faults,
+    /// Service cluster IPs and node ports (`services.rs`).
+    pub allocator: Allocator,
 }
 
 impl Cluster {
@@ -27,6 +30,7 @@ impl Cluster {
             registry: RwLock::new(Registry::builtin()),
             accounting: Accounting::default(),
             faults: Faults::default(),
+            allocator: Allocator::default(),
         }
     }
 

@@ -4,7 +4,9 @@
 //! ownership see: Pods' `restartPolicy`, `schedulerName`, `dnsPolicy` and
 //! `terminationGracePeriodSeconds`, container and Service port `protocol` (a list-map key, so
 //! server-side apply must see it on both sides), Deployments' `replicas`, Secrets' `type`
-//! (`Opaque`; a field selector), and Namespaces' name label, finalizer and phase.
+//! (`Opaque`; a field selector), Namespaces' name label, finalizer and phase, and Services'
+//! type, session affinity, traffic policies and target ports (their cluster IPs and node ports
+//! are allocated, `services.rs`).
 
 use serde_json::{Value, json};
 
@@ -30,6 +32,42 @@ pub fn default_keys(resource: &ResourceType, object: &mut Value) {
     }
     if resource.group.is_empty() && resource.kind == "Service" {
         default_protocols(object.pointer_mut("/spec/ports"));
+    }
+}
+
+/// A Service's type, session affinity and traffic policies, and each port's target port (the
+/// port itself). Cluster IPs and node ports are allocated by `services.rs`.
+fn default_service(service: &mut Value) {
+    let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let kind = spec
+        .entry("type")
+        .or_insert_with(|| json!("ClusterIP"))
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if kind == "ExternalName" {
+        return;
+    }
+    spec.entry("sessionAffinity")
+        .or_insert_with(|| json!("None"));
+    spec.entry("internalTrafficPolicy")
+        .or_insert_with(|| json!("Cluster"));
+    if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
+        spec.entry("externalTrafficPolicy")
+            .or_insert_with(|| json!("Cluster"));
+    }
+    for port in spec
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        if let Some(number) = port.get("port").cloned() {
+            port.entry("targetPort").or_insert(number);
+        }
     }
 }
 
@@ -60,6 +98,9 @@ pub fn default_object(resource: &ResourceType, object: &mut Value) {
         && let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut)
     {
         spec.entry("replicas").or_insert_with(|| json!(1));
+    }
+    if resource.group.is_empty() && resource.kind == "Service" {
+        default_service(object);
     }
     if resource.group.is_empty()
         && resource.kind == "Secret"

@@ -47,6 +47,7 @@ mod render;
 mod scale;
 mod schema;
 mod seed;
+mod services;
 mod status;
 mod store;
 mod table;

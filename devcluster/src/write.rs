@@ -32,6 +32,7 @@ use crate::object::{
 use crate::patch::{PatchError, PatchType, apply_patch};
 use crate::registry::ResourceType;
 use crate::schema::SchemaError;
+use crate::services;
 use crate::status::{ApiError, Cause, success_status};
 use crate::store::Tx;
 
@@ -690,8 +691,11 @@ impl Cluster {
             }
         }
 
-        // What the kind's controllers and defaulting would add.
+        // What the kind's controllers, defaulting and storage would add.
         default_object(resource, &mut new);
+        if services::is_service(resource) && target.part == Part::Main {
+            self.allocator.complete(&self.store, old, &mut new)?;
+        }
         if is_namespace(resource) {
             default_namespace(&mut new, name);
         }

@@ -471,12 +471,21 @@ async fn kubectl_create_service_is_decoded() {
         .await;
     assert_eq!(out.trim(), "service/web created");
     let web = kubectl.json(&["get", "service", "web"]).await;
+    let ip = web["spec"]["clusterIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(ip.starts_with("10.9"), "an allocated cluster IP: {web}");
+    // What a 1.33 server stores for this command.
     assert_eq!(
         web["spec"],
         json!({
             "ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
             "selector": {"app": "web"},
             "type": "ClusterIP",
+            "clusterIP": ip, "clusterIPs": [ip],
+            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+            "sessionAffinity": "None", "internalTrafficPolicy": "Cluster",
         })
     );
     assert_eq!(
