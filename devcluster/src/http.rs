@@ -603,9 +603,9 @@ fn run(
                 match cluster.delete(&target, &options) {
                     Ok(w) => match serde_json::from_slice::<Value>(&w.body) {
                         Ok(v) if v.get("kind").and_then(Value::as_str) != Some("Status") => {
-                            items.push(v)
+                            items.push(resource.for_response(v))
                         }
-                        _ => items.push(object.value()),
+                        _ => items.push(resource.for_response(object.value())),
                     },
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),

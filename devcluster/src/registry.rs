@@ -108,6 +108,17 @@ impl ResourceType {
         }
     }
 
+    /// A stored object as a response at this version shows it: converted, and labelled with
+    /// this version's apiVersion (objects of multi-version CRDs are stored at the version they
+    /// were written with and have no conversion: `None`, only apiVersion changes).
+    pub fn for_response(&self, object: Value) -> Value {
+        let mut object = self.to_served(object);
+        if let Some(map) = object.as_object_mut() {
+            map.insert("apiVersion".to_string(), Value::String(self.api_version()));
+        }
+        object
+    }
+
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
     }

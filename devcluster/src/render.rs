@@ -113,10 +113,8 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    /// The object's JSON as served at the requested version: converted (`conversion.rs`), or
-    /// only relabelled for objects of multi-version CRDs, which are stored at the version they
-    /// were written with and have no conversion (`None`: only apiVersion changes). The stored
-    /// bytes themselves when they already are at that version.
+    /// The object's JSON as served at the requested version (`ResourceType::for_response`);
+    /// the stored bytes themselves when they already are at that version.
     fn json(&self, object: &StoredObject) -> Bytes {
         let wanted = self.resource.api_version();
         let stored = serde_json::from_slice::<MetaOnly<'_>>(&object.json)
@@ -125,8 +123,7 @@ impl<'a> Renderer<'a> {
         if stored != Some(false) {
             return object.json.clone();
         }
-        let mut value = self.resource.to_served(object.value());
-        value["apiVersion"] = Value::String(wanted);
+        let value = self.resource.for_response(object.value());
         Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
     }
 
@@ -267,11 +264,7 @@ impl<'a> Renderer<'a> {
                             "metadata": value.get("metadata").cloned().unwrap_or(json!({})),
                         });
                     }
-                    Include::Object => {
-                        let mut value = self.resource.to_served(value);
-                        value["apiVersion"] = Value::String(self.resource.api_version());
-                        row["object"] = value;
-                    }
+                    Include::Object => row["object"] = self.resource.for_response(value),
                 }
                 row
             })

@@ -387,4 +387,25 @@ async fn both_versions_serve_one_event_under_their_own_names() {
     .await;
     let left = new.list(&ListParams::default()).await.unwrap();
     assert_eq!(names(&left.items), vec!["web.1"]);
+
+    // Deleting the collection through core v1 answers with core v1 Events.
+    let deleted = core
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("the deleted Events");
+    assert_eq!(names(&deleted.items), vec!["web.1"]);
+    assert_eq!(deleted.items[0].message.as_deref(), Some("pulled"));
+    assert_eq!(
+        deleted.items[0].involved_object.name.as_deref(),
+        Some("web")
+    );
+    assert!(
+        new.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
