@@ -56,7 +56,8 @@ fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// The cluster IPs and node ports Services other than `except` (namespace, name) hold.
+/// The cluster IPs and node ports Services other than `except` (namespace, name) hold: a
+/// Service being updated may keep its own.
 fn in_use(store: &Store, except: (&str, &str)) -> (HashSet<String>, HashSet<u32>) {
     let services = store
         .list("services", ReadAt::Latest, None, None, None, |o| {
@@ -143,8 +144,7 @@ impl Allocator {
                         &wanted.to_string(),
                         "provided port is not in the valid range. The range of valid ports is 30000-32767",
                     ));
-                } else if taken.contains(&wanted) && old_node_ports(old).all(|held| held != wanted)
-                {
+                } else if taken.contains(&wanted) {
                     return Err(invalid(
                         &name,
                         &format!("spec.ports[{i}].nodePort"),
@@ -192,15 +192,6 @@ fn spec_mut(service: &mut Value) -> &mut serde_json::Map<String, Value> {
     service["spec"]
         .as_object_mut()
         .expect("made an object above")
-}
-
-fn old_node_ports(old: Option<&Value>) -> impl Iterator<Item = u32> + '_ {
-    old.and_then(|o| o.pointer("/spec/ports"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
-        .map(|n| n as u32)
 }
 
 /// A requested cluster IP: inside the service range and not held by another Service.

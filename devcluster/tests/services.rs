@@ -171,7 +171,38 @@ async fn services_get_addresses_ports_and_defaults_like_on_a_real_server() {
         "{}",
         port_taken.message
     );
-    for name in ["copy", "far", "edge2"] {
+    let twice = status(
+        api.create(
+            &PostParams::default(),
+            &service(
+                "twice",
+                json!({"type": "NodePort", "ports": [
+                    {"name": "a", "port": 80, "nodePort": 31500},
+                    {"name": "b", "port": 81, "nodePort": 31500}]}),
+            ),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(
+        twice.message.contains("spec.ports[1].nodePort"),
+        "{}",
+        twice.message
+    );
+    // The Service's own node port is its own to keep when named again.
+    let renamed = api
+        .patch(
+            "edge",
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": {"tier": "edge"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        renamed.spec.unwrap().ports.unwrap()[1].node_port,
+        Some(31000)
+    );
+    for name in ["copy", "far", "edge2", "twice"] {
         assert_eq!(status(api.get(name).await.unwrap_err()).code, 404, "{name}");
     }
 
